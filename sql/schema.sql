@@ -1,0 +1,93 @@
+-- nile_auth tables. Runs first in CREATE EXTENSION, inside schema nile_auth.
+--
+-- Public tables (users, tenants, tenant_users) are read through the functions and, for
+-- application roles, through row-level security (see policies). Private tables (credentials,
+-- signing_keys) are never granted to anyone: only the extension's SECURITY DEFINER functions,
+-- which run as the extension owner, read them.
+
+CREATE TABLE nile_auth.users (
+    id             uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    email          text NOT NULL,
+    name           text,
+    given_name     text,
+    family_name    text,
+    picture        text,
+    email_verified timestamptz,
+    metadata       jsonb NOT NULL DEFAULT '{}',
+    created        timestamptz NOT NULL DEFAULT now(),
+    updated        timestamptz NOT NULL DEFAULT now(),
+    deleted        timestamptz
+);
+-- Unique regardless of letter case, among live users; the address is stored as given.
+CREATE UNIQUE INDEX users_email_key ON nile_auth.users (lower(email)) WHERE deleted IS NULL;
+
+CREATE TABLE nile_auth.tenants (
+    id      uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    name    text,
+    created timestamptz NOT NULL DEFAULT now(),
+    updated timestamptz NOT NULL DEFAULT now(),
+    deleted timestamptz
+);
+
+CREATE TABLE nile_auth.tenant_users (
+    tenant_id uuid NOT NULL REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    user_id   uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    roles     text[] NOT NULL DEFAULT '{member}',
+    metadata  jsonb NOT NULL DEFAULT '{}',
+    created   timestamptz NOT NULL DEFAULT now(),
+    updated   timestamptz NOT NULL DEFAULT now(),
+    deleted   timestamptz,
+    PRIMARY KEY (tenant_id, user_id)
+);
+-- "Which tenants is this user in?" (me(), membership checks by user).
+CREATE INDEX tenant_users_user_id_idx ON nile_auth.tenant_users (user_id, tenant_id);
+
+-- Private: argon2id PHC strings (algorithm and parameters are inside each string).
+CREATE TABLE nile_auth.credentials (
+    user_id       uuid PRIMARY KEY REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    password_hash text NOT NULL,
+    updated       timestamptz NOT NULL DEFAULT now()
+);
+
+-- Private: HS256 secrets. The newest key with retired IS NULL signs; every key with
+-- retired IS NULL verifies.
+CREATE TABLE nile_auth.signing_keys (
+    kid     text PRIMARY KEY,
+    secret  bytea NOT NULL CHECK (octet_length(secret) = 32),
+    created timestamptz NOT NULL DEFAULT clock_timestamp(),
+    retired timestamptz
+);
+
+-- The JSON shape of a user (Nile's User object); tenants is the list of tenant ids.
+CREATE FUNCTION nile_auth._user_json(u nile_auth.users) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'id', u.id,
+        'email', u.email,
+        'name', u.name,
+        'givenName', u.given_name,
+        'familyName', u.family_name,
+        'picture', u.picture,
+        'emailVerified', u.email_verified,
+        'created', u.created,
+        'updated', u.updated,
+        'tenants', COALESCE((
+            SELECT jsonb_agg(tu.tenant_id ORDER BY tu.created, tu.tenant_id)
+              FROM nile_auth.tenant_users tu
+              JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+             WHERE tu.user_id = u.id AND tu.deleted IS NULL AND t.deleted IS NULL
+        ), '[]'::jsonb))
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._user_json(nile_auth.users) FROM PUBLIC;
+
+-- Application roles change nothing directly: every write goes through the functions.
+REVOKE ALL ON ALL TABLES IN SCHEMA nile_auth FROM PUBLIC;
+
+-- pg_dump keeps the rows of extension tables only when they are registered here.
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.users', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenant_users', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.credentials', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.signing_keys', '');

@@ -1,0 +1,191 @@
+//! Signup and login: the only ways to get a token by proving who you are.
+
+use crate::db::{from_pg, read_one, read_row, to_pg, write};
+use crate::errors::{AuthError, AuthResult, OrRaise, required};
+use crate::passwords;
+use crate::settings::{MIN_PASSWORD_LENGTH, TOKEN_MAX_AGE};
+use pgrx::JsonB;
+use pgrx::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+/// A deliberately plain check: one `@`, a non-empty local part, a dotted domain, no spaces. The
+/// address is proven by email verification, not by a regex.
+pub fn check_email(email: &str) -> AuthResult<()> {
+    let malformed = || AuthError::InvalidParameter(format!("malformed email address: \"{email}\""));
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(malformed());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(malformed)?;
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty());
+    if local.is_empty() || !domain_ok {
+        return Err(malformed());
+    }
+    Ok(())
+}
+
+fn min_password_chars() -> usize {
+    MIN_PASSWORD_LENGTH.get().max(1) as usize
+}
+
+/// `{"jwt", "maxAge", "type"}`, signed with the current key.
+pub fn access_token(user_id: Uuid, email: &str) -> serde_json::Value {
+    let max_age = TOKEN_MAX_AGE.get().max(1) as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let key = crate::keys::current_signing_key();
+    let jwt = crate::tokens::issue(&key, user_id, email, &crate::identity::audience(), now, max_age);
+    json!({"jwt": jwt, "maxAge": max_age, "type": "ACCESS_TOKEN"})
+}
+
+/// Creates a user with a password. Used by signup and (later) by tenant admins.
+pub fn create_user(email: &str, password: &str, name: Option<&str>) -> Uuid {
+    check_email(email).or_raise();
+    passwords::check_password_policy(password, min_password_chars()).or_raise();
+    let taken = read_one::<bool>(
+        "SELECT true FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
+        &[email.into()],
+    );
+    if taken == Some(true) {
+        AuthError::EmailTaken.raise();
+    }
+    let user_id = Uuid::now_v7();
+    let hash = passwords::hash_password(password).or_raise();
+    write(
+        "INSERT INTO nile_auth.users (id, email, name) VALUES ($1, $2, $3)",
+        &[to_pg(user_id).into(), email.into(), name.into()],
+    );
+    write(
+        "INSERT INTO nile_auth.credentials (user_id, password_hash) VALUES ($1, $2)",
+        &[to_pg(user_id).into(), hash.into()],
+    );
+    user_id
+}
+
+/// Creates a tenant and makes `owner` its owner; returns the tenant id.
+pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
+    if name.trim().is_empty() {
+        AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
+    }
+    let tenant_id = Uuid::now_v7();
+    write("INSERT INTO nile_auth.tenants (id, name) VALUES ($1, $2)", &[to_pg(tenant_id).into(), name.into()]);
+    write(
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY['owner'])",
+        &[to_pg(tenant_id).into(), to_pg(owner).into()],
+    );
+    tenant_id
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn signup(
+    email: Option<&str>,
+    password: Option<&str>,
+    preferred_name: default!(Option<&str>, "NULL"),
+    new_tenant: default!(Option<&str>, "NULL"),
+) -> JsonB {
+    let email = required(email, "email").or_raise();
+    let password = required(password, "password").or_raise();
+    let user_id = create_user(email, password, preferred_name);
+    let tenants: Vec<String> =
+        new_tenant.map(|name| create_tenant_owned_by(name, user_id).to_string()).into_iter().collect();
+    JsonB(json!({
+        "id": user_id,
+        "email": email,
+        "tenants": tenants,
+        "token": access_token(user_id, email),
+    }))
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
+    let email = required(email, "email").or_raise();
+    let password = required(password, "password").or_raise();
+    if password.len() > passwords::MAX_PASSWORD_BYTES {
+        AuthError::InvalidParameter(format!("password must be at most {} bytes", passwords::MAX_PASSWORD_BYTES)).raise();
+    }
+    let row = read_row(
+        "SELECT u.id, u.email, c.password_hash
+           FROM nile_auth.users u JOIN nile_auth.credentials c ON c.user_id = u.id
+          WHERE lower(u.email) = lower($1) AND u.deleted IS NULL",
+        &[email.into()],
+        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
+    );
+    let Some((Some(user_id), Some(stored_email), Some(hash))) = row else {
+        passwords::verify_against_dummy(password);
+        AuthError::InvalidCredentials.raise();
+    };
+    if !passwords::verify_password(password, &hash) {
+        AuthError::InvalidCredentials.raise();
+    }
+    if passwords::needs_rehash(&hash) {
+        write(
+            "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
+            &[user_id.into(), passwords::hash_password(password).or_raise().into()],
+        );
+    }
+    let user_id = from_pg(user_id);
+    JsonB(json!({"id": user_id, "token": access_token(user_id, &stored_email)}))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::check_email;
+
+    #[test]
+    fn email_shapes() {
+        for ok in ["a@b.co", "Shaun.M+tag@Example.COM", "x@sub.domain.org"] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "plain", "@b.co", "a@", "a@b", "a@b..co", "a b@c.de", "a@b@c.de", " a@b.co", "a@.co"] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use argon2::{Algorithm, Argon2, Params, Version};
+    use pgrx::prelude::*;
+
+    fn stored_hash(email: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT c.password_hash FROM nile_auth.credentials c JOIN nile_auth.users u ON u.id = c.user_id WHERE u.email = $1",
+            &[email.into()],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn a_weaker_hash_is_upgraded_on_the_next_good_login() {
+        Spi::run("SELECT nile_auth.signup('upgrade@example.com', 'upgrade me please')").unwrap();
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
+            .hash_password(b"upgrade me please", &SaltString::encode_b64(b"0123456789abcdef").unwrap())
+            .unwrap()
+            .to_string();
+        Spi::run_with_args(
+            "UPDATE nile_auth.credentials SET password_hash = $1 WHERE user_id = (SELECT id FROM nile_auth.users WHERE email = 'upgrade@example.com')",
+            &[weak.as_str().into()],
+        )
+        .unwrap();
+        Spi::run("SELECT nile_auth.login('upgrade@example.com', 'upgrade me please')").unwrap();
+        let upgraded = stored_hash("upgrade@example.com");
+        assert!(upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{upgraded}");
+        // ... and the upgraded hash still logs in.
+        Spi::run("SELECT nile_auth.login('upgrade@example.com', 'upgrade me please')").unwrap();
+    }
+
+    #[pg_test(error = "invalid email or password")]
+    fn a_wrong_password_does_not_upgrade_or_log_in() {
+        Spi::run("SELECT nile_auth.signup('wrong@example.com', 'the right password')").unwrap();
+        Spi::run("SELECT nile_auth.login('wrong@example.com', 'the wrong password')").unwrap();
+    }
+}

@@ -1,0 +1,117 @@
+//! The one place that turns a failure into a PostgreSQL error with a SQLSTATE.
+//!
+//! Every user-facing failure in the extension is an `AuthError`; `raise()` reports it. Messages
+//! are written for people and never contain a secret (password, token, key, hash).
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// 22023: an argument is missing, malformed or out of range.
+    InvalidParameter(String),
+    /// 22P02: a setting or argument that should be a uuid is not one.
+    InvalidUuid(String),
+    /// 23505: the email is already registered (any letter case).
+    EmailTaken,
+    /// 28P01: unknown email, wrong password (one message for both, so emails cannot be probed).
+    InvalidCredentials,
+    /// 28000: a token that fails verification for any reason.
+    InvalidToken,
+    /// 28000: an operation that needs a verified identity was called without one.
+    NotAuthenticated,
+    /// 42501: the caller is not allowed to do this.
+    PermissionDenied(String),
+    /// P0002: the row does not exist, or the caller may not know that it does.
+    NotFound(String),
+    /// 55000: the database is not in a state that allows the operation.
+    ObjectNotInPrerequisiteState(String),
+}
+
+impl AuthError {
+    pub fn sqlstate(&self) -> Code {
+        match self {
+            AuthError::InvalidParameter(_) => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            AuthError::InvalidUuid(_) => Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            AuthError::EmailTaken => Code::ERRCODE_UNIQUE_VIOLATION,
+            AuthError::InvalidCredentials => Code::ERRCODE_INVALID_PASSWORD,
+            AuthError::InvalidToken | AuthError::NotAuthenticated => {
+                Code::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
+            }
+            AuthError::PermissionDenied(_) => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            AuthError::NotFound(_) => Code::ERRCODE_NO_DATA_FOUND,
+            AuthError::ObjectNotInPrerequisiteState(_) => {
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AuthError::InvalidParameter(m)
+            | AuthError::PermissionDenied(m)
+            | AuthError::NotFound(m)
+            | AuthError::ObjectNotInPrerequisiteState(m) => m.clone(),
+            AuthError::InvalidUuid(value) => {
+                format!("invalid input syntax for type uuid: \"{value}\"")
+            }
+            AuthError::EmailTaken => "email is already registered".into(),
+            AuthError::InvalidCredentials => "invalid email or password".into(),
+            AuthError::InvalidToken => "invalid or expired token".into(),
+            AuthError::NotAuthenticated => "no authenticated user: call nile_auth.authenticate() with a valid token first".into(),
+        }
+    }
+
+    /// Reports the error to PostgreSQL; the current (sub)transaction is aborted.
+    pub fn raise(self) -> ! {
+        ErrorReport::new(self.sqlstate(), self.message(), "nile_auth").report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+pub type AuthResult<T> = Result<T, AuthError>;
+
+/// Unwraps a result, raising the error as a PostgreSQL error.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for AuthResult<T> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| e.raise())
+    }
+}
+
+/// SPI failures are internal (our own queries are fixed text); report them as such without
+/// exposing Rust panic text. Errors raised *by* Postgres inside SPI propagate unchanged.
+impl<T> OrRaise<T> for Result<T, pgrx::spi::Error> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| {
+            ErrorReport::new(Code::ERRCODE_INTERNAL_ERROR, format!("nile_auth internal query failed: {e}"), "nile_auth")
+                .report(PgLogLevel::ERROR);
+            unreachable!("ERROR does not return")
+        })
+    }
+}
+
+/// Treats a NULL argument as the 22023 the contract asks for.
+pub fn required<T>(value: Option<T>, name: &str) -> AuthResult<T> {
+    value.ok_or_else(|| AuthError::InvalidParameter(format!("{name} must not be NULL")))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn credential_errors_share_one_message() {
+        // The same text for unknown email and wrong password is what prevents enumeration.
+        assert_eq!(AuthError::InvalidCredentials.message(), "invalid email or password");
+    }
+
+    #[test]
+    fn no_secret_in_token_message() {
+        assert!(!AuthError::InvalidToken.message().contains("ey"));
+    }
+}

@@ -1,0 +1,324 @@
+//! Who the session is: a token verified against the signing keys and the user's state, kept in
+//! the setting `nile.auth_token`. Identity is always derived from the token; nothing a client
+//! types into a setting is believed without verification.
+//!
+//! Verified tokens are cached per backend, keyed by the token text. The cache is dropped when a
+//! signing key or a user's security state changes in any backend: statement triggers on those
+//! tables send a relcache invalidation, which every backend receives at its next transaction.
+
+use crate::db::{read_one, to_pg};
+use crate::errors::{AuthError, AuthResult, OrRaise, required};
+use crate::privilege::as_extension_owner;
+use crate::settings::{AUTH_TOKEN, with_session_setting};
+use crate::tokens::{self, LEEWAY_SECONDS, Verified};
+use pgrx::prelude::*;
+use pgrx::{JsonB, pg_sys};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// Tables whose changes invalidate cached identities (see sql/schema.sql triggers).
+const WATCHED_TABLES: &str =
+    "SELECT ARRAY['nile_auth.signing_keys'::regclass::oid, 'nile_auth.users'::regclass::oid]";
+/// A bound on the cache so a client cycling through tokens cannot grow a backend without limit.
+const MAX_CACHED_TOKENS: usize = 1024;
+
+thread_local! {
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+    static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<(u64, HashMap<String, Verified>)> = RefCell::new((0, HashMap::new()));
+    static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Relcache callback: runs while invalidation messages are processed, so it only bumps a counter
+/// (no catalog access is allowed here).
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let relevant = relid == pg_sys::InvalidOid || WATCHED.with_borrow(|w| w.contains(&relid));
+    if relevant {
+        EPOCH.set(EPOCH.get().wrapping_add(1));
+    }
+}
+
+pub fn register_invalidation_callback() {
+    // SAFETY: called once from _PG_init on the main thread.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
+}
+
+/// Statement trigger on the watched tables: tells every backend to drop cached identities once
+/// this transaction commits.
+#[pg_trigger]
+fn invalidate_identity_cache<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, PgTriggerError> {
+    let relid = trigger.relid()?;
+    // SAFETY: a trigger runs inside a transaction; the message is queued for commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(None)
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The audience of tokens minted here: the current database's name.
+pub fn audience() -> String {
+    DATABASE.with_borrow_mut(|db| {
+        db.get_or_insert_with(|| {
+            // SAFETY: MyDatabaseId is set for any backend that can run SQL.
+            let name = unsafe { pg_sys::get_database_name(pg_sys::MyDatabaseId) };
+            if name.is_null() {
+                String::new()
+            } else {
+                unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
+            }
+        })
+        .clone()
+    })
+}
+
+/// Full verification: header, key, signature, claims, and that the user still exists.
+/// Needs the extension owner's rights (keys and users are private).
+fn verify_uncached(token: &str) -> Option<Verified> {
+    if WATCHED.with_borrow(Vec::is_empty) {
+        let oids = read_one::<Vec<pg_sys::Oid>>(WATCHED_TABLES, &[]).unwrap_or_default();
+        WATCHED.set(oids);
+    }
+    let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_secret)?;
+    let active = read_one::<bool>(
+        "SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL",
+        &[to_pg(verified.user_id).into()],
+    );
+    (active == Some(true)).then_some(verified)
+}
+
+/// The user a token belongs to, if it verifies now. Cached per backend.
+pub fn verify_token(token: &str) -> Option<Uuid> {
+    let epoch = EPOCH.get();
+    let now = now_seconds();
+    let hit = CACHE.with_borrow_mut(|(seen, cache)| {
+        if *seen != epoch {
+            cache.clear();
+            *seen = epoch;
+        }
+        cache.get(token).filter(|v| v.expires_at + LEEWAY_SECONDS >= now).map(|v| v.user_id)
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let verified = as_extension_owner(|| verify_uncached(token))?;
+    let user_id = verified.user_id;
+    CACHE.with_borrow_mut(|(seen, cache)| {
+        // A key or user change processed during verification makes this result stale already.
+        if *seen == EPOCH.get() {
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), verified);
+        }
+    });
+    Some(user_id)
+}
+
+/// The verified user of this session or transaction, or `None`.
+pub fn current_user_id() -> Option<Uuid> {
+    with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
+}
+
+pub fn require_user() -> AuthResult<Uuid> {
+    current_user_id().ok_or(AuthError::NotAuthenticated)
+}
+
+/// Verifies `jwt` and makes it the identity of the session (or, with `is_local`, of the current
+/// transaction) by storing it in `nile.auth_token`.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+    let jwt = required(jwt, "jwt").or_raise();
+    let is_local = required(is_local, "is_local").or_raise();
+    let user_id = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
+    let value = std::ffi::CString::new(jwt).map_err(|_| AuthError::InvalidToken).or_raise();
+    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    // SAFETY: the same call set_config() makes; both strings outlive it.
+    unsafe {
+        pg_sys::set_config_option(
+            AUTH_TOKEN.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+    to_pg(user_id)
+}
+
+/// The verified identity, or NULL. Not SECURITY DEFINER on purpose: see `privilege`.
+#[pg_extern(stable, parallel_restricted, name = "user_id")]
+fn user_id_sql() -> Option<pgrx::Uuid> {
+    current_user_id().map(to_pg)
+}
+
+/// The JSON shape of a user (Nile's User), built by `nile_auth._user_json` in sql/schema.sql.
+pub fn user_json(user_id: Uuid) -> Option<JsonB> {
+    read_one::<JsonB>(
+        "SELECT nile_auth._user_json(u) FROM nile_auth.users u WHERE u.id = $1 AND u.deleted IS NULL",
+        &[to_pg(user_id).into()],
+    )
+}
+
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn me() -> JsonB {
+    let user_id = require_user().or_raise();
+    user_json(user_id).ok_or(AuthError::NotAuthenticated).or_raise()
+}
+
+/// Profile fields a user may change, with their columns. Anything else is rejected.
+const EDITABLE_FIELDS: [(&str, &str); 4] =
+    [("name", "name"), ("givenName", "given_name"), ("familyName", "family_name"), ("picture", "picture")];
+const IMMUTABLE_FIELDS: [&str; 4] = ["id", "email", "created", "updated"];
+
+/// Turns a `changes` object into `SET` assignments and their text arguments (numbered from
+/// `$2`; `$1` is the user id). Column names come only from the lists above.
+pub fn profile_assignments(changes: &serde_json::Value) -> AuthResult<(Vec<String>, Vec<Option<String>>)> {
+    let object = changes
+        .as_object()
+        .ok_or_else(|| AuthError::InvalidParameter("changes must be a JSON object".into()))?;
+    let mut sets = Vec::new();
+    let mut args = Vec::new();
+    for (key, value) in object {
+        if IMMUTABLE_FIELDS.contains(&key.as_str()) {
+            return Err(AuthError::InvalidParameter(format!("field \"{key}\" cannot be changed")));
+        }
+        let column = match EDITABLE_FIELDS.iter().find(|(field, _)| field == key) {
+            Some((_, column)) => Some(*column),
+            None if key == "emailVerified" => None,
+            None => return Err(AuthError::InvalidParameter(format!("unknown field \"{key}\""))),
+        };
+        let text = match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Bool(_) if column.is_none() => None,
+            _ => return Err(AuthError::InvalidParameter(format!("field \"{key}\" must be a string or null"))),
+        };
+        let Some(column) = column else {
+            // emailVerified: true means verified now; false or null, not verified; a string, that time.
+            match value {
+                serde_json::Value::Bool(true) => sets.push("email_verified = now()".to_owned()),
+                serde_json::Value::Bool(false) | serde_json::Value::Null => sets.push("email_verified = NULL".to_owned()),
+                _ => {
+                    args.push(text);
+                    sets.push(format!("email_verified = ${}::timestamptz", args.len() + 1));
+                }
+            }
+            continue;
+        };
+        args.push(text);
+        sets.push(format!("{column} = ${}", args.len() + 1));
+    }
+    Ok((sets, args))
+}
+
+/// Applies profile changes (see `profile_assignments`) to one user.
+pub fn update_profile(user_id: Uuid, changes: &serde_json::Value) {
+    let (sets, args) = profile_assignments(changes).or_raise();
+    if sets.is_empty() {
+        return;
+    }
+    let query = format!(
+        "UPDATE nile_auth.users SET {}, updated = now() WHERE id = $1 AND deleted IS NULL",
+        sets.join(", ")
+    );
+    let mut datums = vec![to_pg(user_id).into()];
+    datums.extend(args.into_iter().map(Into::into));
+    crate::db::write(&query, &datums);
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_me(changes: Option<JsonB>) -> JsonB {
+    let changes = required(changes, "changes").or_raise();
+    let user_id = require_user().or_raise();
+    update_profile(user_id, &changes.0);
+    user_json(user_id).ok_or(AuthError::NotAuthenticated).or_raise()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn profile_changes_map_to_columns() {
+        let (sets, args) = profile_assignments(&json!({"name": "Ann", "picture": null})).unwrap();
+        assert_eq!(sets, vec!["name = $2", "picture = $3"]);
+        assert_eq!(args, vec![Some("Ann".to_owned()), None]);
+        let (sets, _) = profile_assignments(&json!({"emailVerified": true})).unwrap();
+        assert_eq!(sets, vec!["email_verified = now()"]);
+    }
+
+    #[test]
+    fn immutable_unknown_and_non_string_fields_are_refused() {
+        for bad in [json!({"email": "x@y.z"}), json!({"id": "1"}), json!({"created": "x"}),
+                    json!({"updated": "x"}), json!({"isAdmin": true}), json!({"name": 3}), json!([1])] {
+            assert!(matches!(profile_assignments(&bad), Err(AuthError::InvalidParameter(_))), "{bad}");
+        }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn signup_token(email: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT nile_auth.signup($1, 'a long password')->'token'->>'jwt'",
+            &[email.into()],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn identity() -> Option<pgrx::Uuid> {
+        Spi::get_one::<pgrx::Uuid>("SELECT nile_auth.user_id()").unwrap()
+    }
+
+    #[pg_test]
+    fn retiring_a_key_drops_the_cached_identity() {
+        let token = signup_token("cache-key@example.com");
+        let old_kid = Spi::get_one::<String>("SELECT kid FROM nile_auth.signing_keys WHERE retired IS NULL").unwrap().unwrap();
+        Spi::run_with_args("SELECT nile_auth.authenticate($1)", &[token.as_str().into()]).unwrap();
+        assert!(identity().is_some(), "a fresh token is an identity");
+        Spi::run("SELECT nile_auth.rotate_signing_key()").unwrap();
+        assert!(identity().is_some(), "rotation alone keeps old tokens valid");
+        Spi::run_with_args("SELECT nile_auth.retire_signing_key($1)", &[old_kid.as_str().into()]).unwrap();
+        assert_eq!(identity(), None, "the cached verification must not outlive the key");
+    }
+
+    #[pg_test]
+    fn deleting_a_user_drops_the_cached_identity() {
+        let token = signup_token("cache-user@example.com");
+        Spi::run_with_args("SELECT nile_auth.authenticate($1)", &[token.as_str().into()]).unwrap();
+        assert!(identity().is_some());
+        Spi::run("UPDATE nile_auth.users SET deleted = now() WHERE email = 'cache-user@example.com'").unwrap();
+        assert_eq!(identity(), None);
+    }
+
+    #[pg_test]
+    fn an_empty_or_garbage_setting_is_no_identity() {
+        Spi::run("SET LOCAL nile.auth_token = ''").unwrap();
+        assert_eq!(identity(), None);
+        Spi::run("SET LOCAL nile.auth_token = 'garbage'").unwrap();
+        assert_eq!(identity(), None);
+    }
+
+    #[pg_test(error = "invalid or expired token")]
+    fn authenticate_rejects_garbage() {
+        Spi::run("SELECT nile_auth.authenticate('a.b.c')").unwrap();
+    }
+}

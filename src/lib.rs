@@ -1,0 +1,46 @@
+//! nile_auth: users, tenants and tenant isolation inside PostgreSQL.
+//!
+//! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow, and
+//! `sql/finalize.sql` (privileges on functions, triggers, the first signing key) runs last.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+mod accounts;
+mod db;
+mod errors;
+mod identity;
+mod keys;
+mod passwords;
+mod privilege;
+mod random;
+mod settings;
+mod tokens;
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", requires = [uuid_generate_v7]);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// A time-ordered (version 7) UUID: the default for every id, so new rows land at the right edge
+/// of the primary key index.
+#[pg_extern(volatile, parallel_safe)]
+fn uuid_generate_v7() -> pgrx::Uuid {
+    db::to_pg(uuid::Uuid::now_v7())
+}
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+    identity::register_invalidation_callback();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,63 @@
+//! Running a lookup with the extension owner's rights, the way SECURITY DEFINER does, without
+//! making the calling SQL function SECURITY DEFINER.
+//!
+//! Why: `user_id()` and `tenant_id()` sit inside row-level-security policies. A SECURITY
+//! DEFINER function with `SET search_path` pays a GUC save/restore on every call and is never
+//! inlined; these functions only need elevated rights on a cache miss, so they switch there.
+
+use crate::errors::OrRaise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+fn extension_owner() -> pg_sys::Oid {
+    if let Some(owner) = OWNER.get() {
+        return owner;
+    }
+    let owner = Spi::get_one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'nile_auth'",
+    )
+    .or_raise()
+    .unwrap_or_else(|| {
+        crate::errors::AuthError::ObjectNotInPrerequisiteState("extension nile_auth is not installed in this database".into()).raise()
+    });
+    OWNER.set(Some(owner));
+    owner
+}
+
+/// Runs `f` as the extension owner with `search_path = pg_catalog, pg_temp`, then restores the
+/// caller's identity and path. If `f` raises an error, (sub)transaction abort restores both, as
+/// it does for SECURITY DEFINER functions.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    // SAFETY: plain backend-local state calls on the main thread, paired below.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+    let result = f();
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
+    result
+}

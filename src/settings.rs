@@ -1,0 +1,63 @@
+//! Settings (GUCs) under `nile_auth.*`, registered when the library loads, and readers for the
+//! session settings `nile.*` that clients set themselves.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+pub static TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static MIN_PASSWORD_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
+pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// Where a verified token is kept for the session or transaction (Nile's name).
+pub const AUTH_TOKEN: &CStr = c"nile.auth_token";
+/// The current tenant (Nile's name).
+pub const TENANT_ID: &CStr = c"nile.tenant_id";
+
+pub fn register() {
+    GucRegistry::define_int_guc(
+        c"nile_auth.token_max_age",
+        c"Lifetime of access tokens issued by signup and login, in seconds.",
+        c"Tokens carry exp = iat + this value.",
+        &TOKEN_MAX_AGE,
+        60,
+        31 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"nile_auth.min_password_length",
+        c"Shortest password, in characters, that signup accepts.",
+        c"",
+        &MIN_PASSWORD_LENGTH,
+        1,
+        1024,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"nile_auth.require_token",
+        c"Sessions may use a tenant only with a verified user token.",
+        c"Set per role, e.g. ALTER ROLE web_user SET nile_auth.require_token = on. Superuser only, so a client cannot turn it off.",
+        &REQUIRE_TOKEN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // Unknown nile_auth.* names are typos; reject them instead of keeping silent placeholders.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"nile_auth".as_ptr()) };
+}
+
+/// Reads a session setting as text and hands it to `f`; `None` when it was never set or is empty
+/// (after a `SET LOCAL` ends, Postgres leaves the placeholder at '' rather than removing it).
+/// A closure rather than a return value because the text lives in GUC storage, valid only until
+/// the setting next changes.
+pub fn with_session_setting<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC system.
+    let raw = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    let value = if raw.is_null() {
+        None
+    } else {
+        unsafe { CStr::from_ptr(raw) }.to_str().ok().map(str::trim).filter(|v| !v.is_empty())
+    };
+    f(value)
+}

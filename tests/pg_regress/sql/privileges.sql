@@ -1,0 +1,28 @@
+-- An application role with USAGE on the schema can call the functions and nothing more: no
+-- private table is readable and no table is writable directly.
+\c - nile_app
+SELECT test_util.try('SELECT * FROM nile_auth.credentials') AS read_credentials;
+SELECT test_util.try('SELECT * FROM nile_auth.signing_keys') AS read_signing_keys;
+SELECT test_util.try('SELECT password_hash FROM nile_auth.credentials LIMIT 1') AS read_hash;
+SELECT test_util.try($$INSERT INTO nile_auth.users (email) VALUES ('direct@example.com')$$) AS insert_users;
+SELECT test_util.try($$UPDATE nile_auth.users SET email = 'x@example.com'$$) AS update_users;
+SELECT test_util.try('DELETE FROM nile_auth.users') AS delete_users;
+SELECT test_util.try($$INSERT INTO nile_auth.tenants (name) VALUES ('direct')$$) AS insert_tenants;
+SELECT test_util.try('DELETE FROM nile_auth.tenant_users') AS delete_tenant_users;
+SELECT test_util.try($$INSERT INTO nile_auth.credentials VALUES (gen_random_uuid(), 'x')$$) AS insert_credentials;
+SELECT test_util.try($$UPDATE nile_auth.signing_keys SET retired = NULL$$) AS update_signing_keys;
+SELECT test_util.try('TRUNCATE nile_auth.signing_keys') AS truncate_signing_keys;
+SELECT test_util.try('SELECT nile_auth._user_json(NULL::nile_auth.users)') AS private_helper;
+-- Settings that protect everyone are the superuser's. Before the library is loaded in a
+-- session, SET only makes a placeholder; loading the library rejects it (WARNING) and the
+-- configured value stands. Once loaded, SET fails outright.
+SELECT test_util.try('SET nile_auth.token_max_age = 999999') AS placeholder_before_load;
+SELECT nile_auth.user_id() IS NULL AS library_loaded;
+SHOW nile_auth.token_max_age;
+SELECT test_util.try('SET nile_auth.token_max_age = 999999') AS set_token_max_age;
+SELECT test_util.try('SET nile_auth.require_token = off') AS set_require_token;
+-- The public functions work.
+SELECT (nile_auth.login('mary@example.com', 'mary had a lamb') ? 'token') AS can_log_in;
+SELECT nile_auth.uuid_generate_v7() IS NOT NULL AS can_make_ids;
+-- No error message carries a secret: a failed login with a password shows only the fixed text.
+SELECT test_util.try($$SELECT nile_auth.login('mary@example.com', 'Secret-Password-123')$$) AS message;

@@ -1,0 +1,57 @@
+-- Installs the extension and the roles the other tests use.
+CREATE EXTENSION nile_auth;
+-- Only the tests use these: pgcrypto to forge tokens, dblink for a second backend.
+CREATE EXTENSION pgcrypto;
+CREATE EXTENSION dblink;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'nile_app') THEN
+        CREATE ROLE nile_app LOGIN;           -- a plain application role
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'nile_keyadmin') THEN
+        CREATE ROLE nile_keyadmin LOGIN;      -- key administration without superuser
+    END IF;
+END $$;
+-- All an application role needs (docs/api.md, "Privileges").
+GRANT USAGE ON SCHEMA nile_auth TO nile_app, nile_keyadmin;
+SET client_min_messages = warning;  -- the grant may exist from an earlier run
+GRANT nile_auth_admin TO nile_keyadmin;
+RESET client_min_messages;
+
+-- Test helpers. try() reports 'ok' or 'SQLSTATE: message'; the EXCEPTION block rolls back
+-- whatever the statement wrote. jwt() signs arbitrary headers and claims, to forge tokens.
+CREATE SCHEMA test_util;
+GRANT USAGE ON SCHEMA test_util TO PUBLIC;
+CREATE FUNCTION test_util.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+CREATE FUNCTION test_util.b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT rtrim(translate(encode(b, 'base64'), E'+/\n', '-_'), '=') $$;
+CREATE FUNCTION test_util.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
+    SELECT s || '.' || test_util.b64url(public.hmac(convert_to(s, 'utf8'), secret, 'sha256'))
+      FROM (SELECT test_util.b64url(convert_to(header::text, 'utf8')) || '.' ||
+                   test_util.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
+-- Part n (1 header, 2 claims) of a token, decoded.
+CREATE FUNCTION test_util.jwt_part(token text, n int) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT convert_from(decode(rpad(translate(p, '-_', '+/'), (length(p) + 3) / 4 * 4, '='), 'base64'), 'utf8')::jsonb
+      FROM split_part(token, '.', n) p $$;
+-- The identity user_id() derives from a token placed in the setting, as a client would.
+CREATE FUNCTION test_util.identity_under(token text) RETURNS uuid LANGUAGE plpgsql AS $$
+BEGIN PERFORM set_config('nile.auth_token', token, true); RETURN nile_auth.user_id(); END $$;
+
+-- The extension's tables, and which are dumped by pg_dump.
+SELECT c.relname, c.oid = ANY (e.extconfig) AS dumped
+  FROM pg_class c, pg_extension e
+ WHERE c.relnamespace = 'nile_auth'::regnamespace AND c.relkind = 'r' AND e.extname = 'nile_auth'
+ ORDER BY 1;
+
+-- Every function that reads private tables is SECURITY DEFINER with a pinned search_path;
+-- user_id() is the deliberate exception (see docs/api.md, "Security model").
+SELECT p.proname, p.prosecdef AS security_definer, p.proconfig, p.provolatile
+  FROM pg_proc p
+ WHERE p.pronamespace = 'nile_auth'::regnamespace
+ ORDER BY 1, 2;
+
+-- Exactly one signing key exists after CREATE EXTENSION.
+SELECT count(*) AS keys, count(*) FILTER (WHERE octet_length(secret) = 32) AS keys_256_bit
+  FROM nile_auth.signing_keys;
