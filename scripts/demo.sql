@@ -14,5 +14,5 @@ SELECT nile_auth.user_id();
 SELECT jsonb_pretty(nile_auth.me());
 -- A wrong password is refused with SQLSTATE 28P01:
 \set ON_ERROR_STOP 0
-\set VERBOSITY sqlstate
+\set VERBOSITY verbose
 SELECT nile_auth.login('shaun@example.com', 'wrong password');
