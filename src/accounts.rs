@@ -66,13 +66,19 @@ pub fn create_user(email: &str, password: &str, name: Option<&str>) -> Uuid {
     user_id
 }
 
-/// Creates a tenant and makes `owner` its owner; returns the tenant id.
-pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
+/// Creates a tenant with no members; returns its id.
+pub fn create_tenant(name: &str) -> Uuid {
     if name.trim().is_empty() {
         AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
     }
     let tenant_id = Uuid::now_v7();
     write("INSERT INTO nile_auth.tenants (id, name) VALUES ($1, $2)", &[to_pg(tenant_id).into(), name.into()]);
+    tenant_id
+}
+
+/// Creates a tenant and makes `owner` its owner; returns the tenant id.
+pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
+    let tenant_id = create_tenant(name);
     write(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY['owner'])",
         &[to_pg(tenant_id).into(), to_pg(owner).into()],

@@ -1,7 +1,9 @@
 //! nile_auth: users, tenants and tenant isolation inside PostgreSQL.
 //!
-//! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow, and
-//! `sql/finalize.sql` (privileges on functions, triggers, the first signing key) runs last.
+//! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow,
+//! `sql/builtin_policies.sql` (row-level security on the public tables) once the functions it
+//! calls exist, and `sql/finalize.sql` (privileges on functions, triggers, the first signing
+//! key) last.
 
 use pgrx::prelude::*;
 
@@ -13,12 +15,19 @@ mod errors;
 mod identity;
 mod keys;
 mod passwords;
+mod policies;
 mod privilege;
 mod random;
 mod settings;
+mod tenancy;
 mod tokens;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", requires = [uuid_generate_v7]);
+pgrx::extension_sql_file!(
+    "../sql/builtin_policies.sql",
+    name = "builtin_policies",
+    requires = ["schema", identity::user_id_sql, tenancy::tenant_id_sql, tenancy::is_trusted_backend]
+);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// A time-ordered (version 7) UUID: the default for every id, so new rows land at the right edge

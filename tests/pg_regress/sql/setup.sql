@@ -19,12 +19,14 @@ SET client_min_messages = warning;  -- the grant may exist from an earlier run
 GRANT nile_auth_admin TO nile_keyadmin;
 RESET client_min_messages;
 
--- Test helpers. try() reports 'ok' or 'SQLSTATE: message'; the EXCEPTION block rolls back
--- whatever the statement wrote. jwt() signs arbitrary headers and claims, to forge tokens.
+-- Test helpers. try() reports 'ok' or 'SQLSTATE: message' (uuids masked, they differ per run);
+-- the EXCEPTION block rolls back whatever the statement wrote. jwt() signs arbitrary headers and claims, to forge tokens.
 CREATE SCHEMA test_util;
 GRANT USAGE ON SCHEMA test_util TO PUBLIC;
 CREATE FUNCTION test_util.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
+END $$;
 CREATE FUNCTION test_util.b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT rtrim(translate(encode(b, 'base64'), E'+/\n', '-_'), '=') $$;
 CREATE FUNCTION test_util.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$

@@ -1,0 +1,431 @@
+//! The current tenant (`nile.tenant_id`), who may use it, and the tenant and membership
+//! functions (Nile SDK shapes).
+//!
+//! Two kinds of session: a trusted application backend (no user token, and the role does not
+//! have `nile_auth.require_token`) may use any tenant; an end-user session (a verified token)
+//! may use only tenants the user is a live member of.
+
+use crate::db::{from_pg, read_one, read_row, to_pg, write};
+use crate::errors::{AuthError, AuthResult, OrRaise, required};
+use crate::identity::{current_user_id, update_profile, user_json};
+use crate::privilege::as_extension_owner;
+use crate::settings::{REQUIRE_TOKEN, TENANT_ID, with_session_setting};
+use pgrx::prelude::*;
+use pgrx::{JsonB, pg_sys};
+use std::cell::Cell;
+use uuid::Uuid;
+
+/// Roles that administer a tenant: remove others, change roles, rename, delete.
+const ADMIN_ROLES: [&str; 2] = ["owner", "admin"];
+
+/// Who is calling, as far as tenancy is concerned.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Caller {
+    TrustedBackend,
+    User(Uuid),
+}
+
+pub fn caller() -> AuthResult<Caller> {
+    match current_user_id() {
+        Some(user) => Ok(Caller::User(user)),
+        None if REQUIRE_TOKEN.get() => Err(AuthError::NotAuthenticated),
+        None => Ok(Caller::TrustedBackend),
+    }
+}
+
+fn local_transaction_id() -> u32 {
+    // SAFETY: MyProc is set for every backend that runs SQL.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+thread_local! {
+    /// (local transaction id, user, tenant): a membership verified in this transaction. Kept no
+    /// longer, so a removed member loses access at their next transaction.
+    static MEMBERSHIP: Cell<Option<(u32, Uuid, Uuid)>> = const { Cell::new(None) };
+}
+
+/// The user's roles in a live tenant they are a live member of; `None` if not a member.
+pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
+    as_extension_owner(|| {
+        read_one::<Vec<String>>(
+            "SELECT tu.roles FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+              WHERE tu.tenant_id = $1 AND tu.user_id = $2 AND tu.deleted IS NULL AND t.deleted IS NULL",
+            &[to_pg(tenant).into(), to_pg(user).into()],
+        )
+    })
+}
+
+fn is_member_cached(user: Uuid, tenant: Uuid) -> bool {
+    let lxid = local_transaction_id();
+    if MEMBERSHIP.get() == Some((lxid, user, tenant)) {
+        return true;
+    }
+    let member = member_roles(user, tenant).is_some();
+    if member {
+        MEMBERSHIP.set(Some((lxid, user, tenant)));
+    }
+    member
+}
+
+fn not_a_member(user: Uuid, tenant: Uuid) -> AuthError {
+    AuthError::PermissionDenied(format!("user {user} is not a member of tenant {tenant}"))
+}
+
+/// The tenant this session may use now, checked: `None` when unset.
+pub fn current_tenant() -> AuthResult<Option<Uuid>> {
+    let tenant = with_session_setting(TENANT_ID, |value| {
+        value.map(|v| Uuid::parse_str(v).map_err(|_| AuthError::InvalidUuid(v.to_owned()))).transpose()
+    })?;
+    let Some(tenant) = tenant else { return Ok(None) };
+    match caller()? {
+        Caller::TrustedBackend => Ok(Some(tenant)),
+        Caller::User(user) if is_member_cached(user, tenant) => Ok(Some(tenant)),
+        Caller::User(user) => Err(not_a_member(user, tenant)),
+    }
+}
+
+fn require_current_tenant() -> Uuid {
+    current_tenant().or_raise().unwrap_or_else(|| {
+        AuthError::ObjectNotInPrerequisiteState("no tenant is set: SET nile.tenant_id or call nile_auth.set_tenant()".into())
+            .raise()
+    })
+}
+
+/// The current tenant, or NULL. Used by every tenant isolation policy, so it stays cheap: a
+/// setting read, and for end users a membership lookup cached for the transaction.
+#[pg_extern(stable, parallel_restricted, name = "tenant_id")]
+fn tenant_id_sql() -> Option<pgrx::Uuid> {
+    current_tenant().or_raise().map(to_pg)
+}
+
+/// True for a trusted application backend session (see module docs).
+#[pg_extern(stable, parallel_restricted)]
+fn is_trusted_backend() -> bool {
+    matches!(caller(), Ok(Caller::TrustedBackend))
+}
+
+fn tenant_exists(tenant: Uuid) -> bool {
+    as_extension_owner(|| {
+        read_one::<bool>("SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL", &[to_pg(tenant).into()])
+    }) == Some(true)
+}
+
+fn tenant_not_found(tenant: Uuid) -> AuthError {
+    AuthError::NotFound(format!("tenant {tenant} not found"))
+}
+
+/// The checked way to set `nile.tenant_id`: refuses a tenant the session may not use.
+#[pg_extern(volatile)]
+fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+    let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
+    let is_local = required(is_local, "is_local").or_raise();
+    match caller().or_raise() {
+        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
+        Caller::User(user) if !is_member_cached(user, tenant) => not_a_member(user, tenant).raise(),
+        _ => {}
+    }
+    let value = std::ffi::CString::new(tenant.to_string()).unwrap_or_default();
+    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    // SAFETY: the same call set_config() makes.
+    unsafe {
+        pg_sys::set_config_option(
+            TENANT_ID.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+    to_pg(tenant)
+}
+
+/// Checks that the caller may act on `tenant`: P0002 if an end user is not a member (no
+/// existence leak), 42501 if `admin` is needed and the user is neither owner nor admin.
+fn authorize(tenant: Uuid, admin: bool) -> Caller {
+    let caller = caller().or_raise();
+    match caller {
+        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
+        Caller::TrustedBackend => {}
+        Caller::User(user) => {
+            let roles = member_roles(user, tenant).unwrap_or_else(|| tenant_not_found(tenant).raise());
+            if admin && !roles.iter().any(|r| ADMIN_ROLES.contains(&r.as_str())) {
+                AuthError::PermissionDenied(format!("only an owner or admin of tenant {tenant} may do this")).raise();
+            }
+        }
+    }
+    caller
+}
+
+fn tenant_json(tenant: Uuid) -> JsonB {
+    as_extension_owner(|| {
+        read_one::<JsonB>(
+            "SELECT jsonb_build_object('id', id, 'name', name) FROM nile_auth.tenants WHERE id = $1",
+            &[to_pg(tenant).into()],
+        )
+    })
+    .unwrap_or_else(|| tenant_not_found(tenant).raise())
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(name: Option<&str>) -> JsonB {
+    let name = required(name, "name").or_raise();
+    let tenant = match caller().or_raise() {
+        Caller::User(user) => crate::accounts::create_tenant_owned_by(name, user),
+        Caller::TrustedBackend => crate::accounts::create_tenant(name),
+    };
+    tenant_json(tenant)
+}
+
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_tenants() -> SetOfIterator<'static, JsonB> {
+    let user = match caller().or_raise() {
+        Caller::User(user) => Some(to_pg(user)),
+        Caller::TrustedBackend => None,
+    };
+    let rows = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM nile_auth.tenants t
+                  WHERE t.deleted IS NULL
+                    AND ($1::uuid IS NULL OR EXISTS (SELECT FROM nile_auth.tenant_users tu
+                          WHERE tu.tenant_id = t.id AND tu.user_id = $1 AND tu.deleted IS NULL))
+                  ORDER BY t.created, t.id",
+                None,
+                &[user.into()],
+            )?
+            .map(|row| row.get::<JsonB>(1))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .or_raise();
+    SetOfIterator::new(rows.into_iter().flatten())
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
+    let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
+    let name = required(name, "name").or_raise();
+    if name.trim().is_empty() {
+        AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
+    }
+    authorize(tenant, true);
+    write("UPDATE nile_auth.tenants SET name = $2, updated = now() WHERE id = $1", &[to_pg(tenant).into(), name.into()]);
+    tenant_json(tenant)
+}
+
+/// Soft-deletes the tenant: it disappears from every listing and nobody can use it.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
+    let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
+    authorize(tenant, true);
+    write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
+    true
+}
+
+/// A user the caller may see: themself, or anyone sharing a live tenant. The trusted backend
+/// sees every live user. Anything else reads as not found.
+fn authorize_user(user: Uuid) -> Caller {
+    let caller = caller().or_raise();
+    let visible = match caller {
+        Caller::TrustedBackend => {
+            read_one::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()])
+        }
+        Caller::User(me) if me == user => Some(true),
+        Caller::User(me) => read_one::<bool>(
+            "SELECT true FROM nile_auth.tenant_users mine
+               JOIN nile_auth.tenant_users theirs ON theirs.tenant_id = mine.tenant_id
+               JOIN nile_auth.tenants t ON t.id = mine.tenant_id
+              WHERE mine.user_id = $1 AND theirs.user_id = $2
+                AND mine.deleted IS NULL AND theirs.deleted IS NULL AND t.deleted IS NULL
+              LIMIT 1",
+            &[to_pg(me).into(), to_pg(user).into()],
+        ),
+    };
+    if visible != Some(true) {
+        AuthError::NotFound(format!("user {user} not found")).raise();
+    }
+    caller
+}
+
+fn check_roles(roles: &[String]) -> AuthResult<()> {
+    if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
+        return Err(AuthError::InvalidParameter("roles must be a non-empty list of non-empty names".into()));
+    }
+    Ok(())
+}
+
+/// Makes `user` a live member of `tenant` with `roles`, or updates the roles of a member. Any
+/// member may add users as plain members; granting other roles or changing an existing
+/// member's roles needs owner or admin.
+fn put_member(tenant: Uuid, user: Uuid, roles: Option<Vec<String>>, metadata: Option<serde_json::Value>) -> JsonB {
+    let caller = authorize(tenant, false);
+    let current = as_extension_owner(|| {
+        read_row(
+            "SELECT roles, deleted IS NULL FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
+            &[to_pg(tenant).into(), to_pg(user).into()],
+            |row| Ok((row.get::<Vec<String>>(1)?.unwrap_or_default(), row.get::<bool>(2)?.unwrap_or(false))),
+        )
+    });
+    let live_roles = current.as_ref().filter(|(_, live)| *live).map(|(roles, _)| roles.clone());
+    let wanted = roles.clone().or_else(|| live_roles.clone()).unwrap_or_else(|| vec!["member".into()]);
+    check_roles(&wanted).or_raise();
+    let changes_roles = match &live_roles {
+        Some(existing) => roles.as_ref().is_some_and(|r| r != existing),
+        None => wanted != ["member"],
+    };
+    if changes_roles && caller != Caller::TrustedBackend {
+        authorize(tenant, true);
+    }
+    let demotes_owner = live_roles.as_ref().is_some_and(|r| r.iter().any(|x| x == "owner")) && !wanted.iter().any(|x| x == "owner");
+    if demotes_owner {
+        refuse_if_last_owner(tenant, user);
+    }
+    write(
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, metadata) VALUES ($1, $2, $3, COALESCE($4, '{}'))
+         ON CONFLICT (tenant_id, user_id) DO UPDATE
+            SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
+                deleted = NULL, updated = now()",
+        &[to_pg(tenant).into(), to_pg(user).into(), wanted.into(), metadata.map(JsonB).into()],
+    );
+    membership_json(tenant, user)
+}
+
+fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
+    read_one::<JsonB>(
+        "SELECT jsonb_build_object('tenantId', tenant_id, 'userId', user_id, 'roles', to_jsonb(roles), 'metadata', metadata)
+           FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
+        &[to_pg(tenant).into(), to_pg(user).into()],
+    )
+    .unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
+}
+
+fn refuse_if_last_owner(tenant: Uuid, leaving: Uuid) {
+    let other_owners = read_one::<i64>(
+        "SELECT count(*) FROM nile_auth.tenant_users
+          WHERE tenant_id = $1 AND user_id <> $2 AND deleted IS NULL AND 'owner' = ANY (roles)",
+        &[to_pg(tenant).into(), to_pg(leaving).into()],
+    );
+    if other_owners.unwrap_or(0) == 0 {
+        AuthError::ObjectNotInPrerequisiteState(format!("user {leaving} is the last owner of tenant {tenant}")).raise();
+    }
+}
+
+fn tenant_or_current(tenant_id: Option<pgrx::Uuid>) -> Uuid {
+    tenant_id.map(from_pg).unwrap_or_else(require_current_tenant)
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn add_member(
+    tenant_id: Option<pgrx::Uuid>,
+    email: Option<&str>,
+    roles: default!(Option<Vec<String>>, "'{member}'"),
+    metadata: default!(Option<JsonB>, "'{}'"),
+) -> JsonB {
+    let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
+    let email = required(email, "email").or_raise();
+    let roles = required(roles, "roles").or_raise();
+    let metadata = required(metadata, "metadata").or_raise();
+    authorize(tenant, false);
+    let user = read_one::<pgrx::Uuid>(
+        "SELECT id FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
+        &[email.into()],
+    )
+    .map(from_pg)
+    .unwrap_or_else(|| AuthError::NotFound(format!("user with email \"{email}\" not found")).raise());
+    put_member(tenant, user, Some(roles), Some(metadata.0))
+}
+
+/// Links a user the caller can see to a tenant (default: the current one). Succeeds when the
+/// user is already a member, leaving their roles alone.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn link_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> JsonB {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let tenant = tenant_or_current(tenant_id);
+    authorize(tenant, false);
+    authorize_user(user);
+    put_member(tenant, user, None, None)
+}
+
+/// Removes a membership. Anyone may leave; removing someone else needs owner or admin; the
+/// last owner cannot leave.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn unlink_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let tenant = tenant_or_current(tenant_id);
+    let caller = authorize(tenant, false);
+    if caller != Caller::User(user) {
+        authorize(tenant, true);
+    }
+    let roles = as_extension_owner(|| {
+        read_one::<Vec<String>>(
+            "SELECT roles FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2 AND deleted IS NULL",
+            &[to_pg(tenant).into(), to_pg(user).into()],
+        )
+    })
+    .unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise());
+    if roles.iter().any(|r| r == "owner") {
+        refuse_if_last_owner(tenant, user);
+    }
+    write(
+        "UPDATE nile_auth.tenant_users SET deleted = now(), updated = now() WHERE tenant_id = $1 AND user_id = $2",
+        &[to_pg(tenant).into(), to_pg(user).into()],
+    );
+    true
+}
+
+/// A new user with a password, made a member of the current tenant.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_name: default!(Option<&str>, "NULL")) -> JsonB {
+    let email = required(email, "email").or_raise();
+    let password = required(password, "password").or_raise();
+    let tenant = require_current_tenant();
+    authorize(tenant, false);
+    let user = crate::accounts::create_user(email, password, preferred_name);
+    write(
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id) VALUES ($1, $2)",
+        &[to_pg(tenant).into(), to_pg(user).into()],
+    );
+    user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
+}
+
+/// Members of the current tenant, as user JSON.
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_users() -> SetOfIterator<'static, JsonB> {
+    let tenant = require_current_tenant();
+    let rows = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT nile_auth._user_json(u) FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id
+                  WHERE tu.tenant_id = $1 AND tu.deleted IS NULL AND u.deleted IS NULL
+                  ORDER BY tu.created, u.id",
+                None,
+                &[to_pg(tenant).into()],
+            )?
+            .map(|row| row.get::<JsonB>(1))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .or_raise();
+    SetOfIterator::new(rows.into_iter().flatten())
+}
+
+/// Profile changes to a user who shares a tenant with the caller (same fields as update_me).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_user(user_id: Option<pgrx::Uuid>, changes: Option<JsonB>) -> JsonB {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let changes = required(changes, "changes").or_raise();
+    authorize_user(user);
+    update_profile(user, &changes.0);
+    user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
+}
