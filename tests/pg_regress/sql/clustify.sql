@@ -1,7 +1,13 @@
 -- The Clustify scenario, the test of record for tenant isolation (README, "Tenancy").
 \c - postgres
-CREATE ROLE clustify_owner LOGIN;   -- owns the application table; not a superuser
-CREATE ROLE clustify_web LOGIN;     -- what the web tier connects as: end users only
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'clustify_owner') THEN
+        CREATE ROLE clustify_owner LOGIN;   -- owns the application table; not a superuser
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'clustify_web') THEN
+        CREATE ROLE clustify_web LOGIN;     -- what the web tier connects as: end users only
+    END IF;
+END $$;
 GRANT USAGE ON SCHEMA nile_auth TO clustify_owner, clustify_web;
 CREATE SCHEMA clustify AUTHORIZATION clustify_owner;
 GRANT USAGE ON SCHEMA clustify TO clustify_web;
