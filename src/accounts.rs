@@ -38,7 +38,7 @@ pub fn access_token(user_id: Uuid, email: &str) -> serde_json::Value {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let key = crate::keys::current_signing_key();
-    let jwt = crate::tokens::issue(&key, user_id, email, &crate::identity::audience(), now, max_age);
+    let jwt = crate::tokens::issue(&key, user_id, email, &crate::identity::audience(), now, max_age).or_raise();
     json!({"jwt": jwt, "maxAge": max_age, "type": "ACCESS_TOKEN"})
 }
 

@@ -16,6 +16,17 @@ pub fn read_row<R>(query: &str, args: &[DatumWithOid], f: impl FnOnce(&SpiHeapTu
     .or_raise()
 }
 
+/// Column 1 of every row of a read-only query (NULLs skipped).
+pub fn read_all<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Vec<T> {
+    Spi::connect(|client| {
+        client.select(query, None, args)?.map(|row| row.get::<T>(1)).collect::<Result<Vec<_>, _>>()
+    })
+    .or_raise()
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub fn read_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
     read_row(query, args, |row| row.get::<T>(1)).flatten()
 }

@@ -27,6 +27,8 @@ pub enum AuthError {
     NotFound(String),
     /// 55000: the database is not in a state that allows the operation.
     ObjectNotInPrerequisiteState(String),
+    /// XX000: a broken invariant (a library refused input it should accept).
+    Internal(String),
 }
 
 impl AuthError {
@@ -44,6 +46,7 @@ impl AuthError {
             AuthError::ObjectNotInPrerequisiteState(_) => {
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
+            AuthError::Internal(_) => Code::ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -53,6 +56,7 @@ impl AuthError {
             | AuthError::PermissionDenied(m)
             | AuthError::NotFound(m)
             | AuthError::ObjectNotInPrerequisiteState(m) => m.clone(),
+            AuthError::Internal(m) => format!("nile_auth internal error: {m}"),
             AuthError::InvalidUuid(value) => {
                 format!("invalid input syntax for type uuid: \"{value}\"")
             }
@@ -87,11 +91,7 @@ impl<T> OrRaise<T> for AuthResult<T> {
 /// exposing Rust panic text. Errors raised *by* Postgres inside SPI propagate unchanged.
 impl<T> OrRaise<T> for Result<T, pgrx::spi::Error> {
     fn or_raise(self) -> T {
-        self.unwrap_or_else(|e| {
-            ErrorReport::new(Code::ERRCODE_INTERNAL_ERROR, format!("nile_auth internal query failed: {e}"), "nile_auth")
-                .report(PgLogLevel::ERROR);
-            unreachable!("ERROR does not return")
-        })
+        self.unwrap_or_else(|e| AuthError::Internal(format!("query failed: {e}")).raise())
     }
 }
 

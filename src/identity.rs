@@ -9,7 +9,7 @@
 use crate::db::{read_one, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
-use crate::settings::{AUTH_TOKEN, with_session_setting};
+use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting};
 use crate::tokens::{self, LEEWAY_SECONDS, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
@@ -138,21 +138,7 @@ fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> p
     let jwt = required(jwt, "jwt").or_raise();
     let is_local = required(is_local, "is_local").or_raise();
     let user_id = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
-    let value = std::ffi::CString::new(jwt).map_err(|_| AuthError::InvalidToken).or_raise();
-    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
-    // SAFETY: the same call set_config() makes; both strings outlive it.
-    unsafe {
-        pg_sys::set_config_option(
-            AUTH_TOKEN.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            action,
-            true,
-            0,
-            false,
-        );
-    }
+    set_session_setting(AUTH_TOKEN, jwt, is_local);
     to_pg(user_id)
 }
 

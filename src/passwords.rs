@@ -34,7 +34,7 @@ pub fn hash_password(password: &str) -> AuthResult<String> {
     let salt = crate::random::bytes::<16>()?;
     // Neither step can fail for a 16-byte salt and a password within MAX_PASSWORD_BYTES; the
     // mapping keeps a broken invariant an error instead of a panic.
-    let internal = |_| AuthError::ObjectNotInPrerequisiteState("password hashing failed".into());
+    let internal = |_| AuthError::Internal("password hashing failed".into());
     let salt = SaltString::encode_b64(&salt).map_err(internal)?;
     Ok(current().hash_password(password.as_bytes(), &salt).map_err(internal)?.to_string())
 }

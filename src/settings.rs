@@ -47,6 +47,26 @@ pub fn register() {
     unsafe { pg_sys::MarkGUCPrefixReserved(c"nile_auth".as_ptr()) };
 }
 
+/// Sets a `nile.*` setting for the session, or with `is_local` for the current transaction:
+/// what `set_config(name, value, is_local)` does.
+pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
+    let Ok(value) = std::ffi::CString::new(value) else { return };
+    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
+    // SAFETY: both strings outlive the call, which copies them.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// Reads a session setting as text and hands it to `f`; `None` when it was never set or is empty
 /// (after a `SET LOCAL` ends, Postgres leaves the placeholder at '' rather than removing it).
 /// A closure rather than a return value because the text lives in GUC storage, valid only until

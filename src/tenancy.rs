@@ -5,11 +5,11 @@
 //! have `nile_auth.require_token`) may use any tenant; an end-user session (a verified token)
 //! may use only tenants the user is a live member of.
 
-use crate::db::{from_pg, read_one, read_row, to_pg, write};
+use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::identity::{current_user_id, update_profile, user_json};
 use crate::privilege::as_extension_owner;
-use crate::settings::{REQUIRE_TOKEN, TENANT_ID, with_session_setting};
+use crate::settings::{REQUIRE_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use std::cell::Cell;
@@ -124,39 +124,40 @@ fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, fa
         Caller::User(user) if !is_member_cached(user, tenant) => not_a_member(user, tenant).raise(),
         _ => {}
     }
-    let value = std::ffi::CString::new(tenant.to_string()).unwrap_or_default();
-    let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
-    // SAFETY: the same call set_config() makes.
-    unsafe {
-        pg_sys::set_config_option(
-            TENANT_ID.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            action,
-            true,
-            0,
-            false,
-        );
-    }
+    set_session_setting(TENANT_ID, &tenant.to_string(), is_local);
     to_pg(tenant)
 }
 
-/// Checks that the caller may act on `tenant`: P0002 if an end user is not a member (no
-/// existence leak), 42501 if `admin` is needed and the user is neither owner nor admin.
-fn authorize(tenant: Uuid, admin: bool) -> Caller {
-    let caller = caller().or_raise();
-    match caller {
-        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
-        Caller::TrustedBackend => {}
-        Caller::User(user) => {
-            let roles = member_roles(user, tenant).unwrap_or_else(|| tenant_not_found(tenant).raise());
-            if admin && !roles.iter().any(|r| ADMIN_ROLES.contains(&r.as_str())) {
-                AuthError::PermissionDenied(format!("only an owner or admin of tenant {tenant} may do this")).raise();
-            }
+/// What the caller may do in one tenant, looked up once per call.
+#[derive(Clone, Copy)]
+struct Access {
+    caller: Caller,
+    tenant: Uuid,
+    /// The trusted backend, or an owner or admin of the tenant.
+    admin: bool,
+}
+
+impl Access {
+    fn require_admin(self) -> Self {
+        if !self.admin {
+            AuthError::PermissionDenied(format!("only an owner or admin of tenant {} may do this", self.tenant)).raise();
         }
+        self
     }
-    caller
+}
+
+/// The caller's access to `tenant`; P0002 if an end user is not a member (no existence leak).
+fn access(tenant: Uuid) -> Access {
+    let caller = caller().or_raise();
+    let admin = match caller {
+        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
+        Caller::TrustedBackend => true,
+        Caller::User(user) => member_roles(user, tenant)
+            .unwrap_or_else(|| tenant_not_found(tenant).raise())
+            .iter()
+            .any(|r| ADMIN_ROLES.contains(&r.as_str())),
+    };
+    Access { caller, tenant, admin }
 }
 
 fn tenant_json(tenant: Uuid) -> JsonB {
@@ -187,22 +188,15 @@ fn list_tenants() -> SetOfIterator<'static, JsonB> {
         Caller::User(user) => Some(to_pg(user)),
         Caller::TrustedBackend => None,
     };
-    let rows = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM nile_auth.tenants t
-                  WHERE t.deleted IS NULL
-                    AND ($1::uuid IS NULL OR EXISTS (SELECT FROM nile_auth.tenant_users tu
-                          WHERE tu.tenant_id = t.id AND tu.user_id = $1 AND tu.deleted IS NULL))
-                  ORDER BY t.created, t.id",
-                None,
-                &[user.into()],
-            )?
-            .map(|row| row.get::<JsonB>(1))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .or_raise();
-    SetOfIterator::new(rows.into_iter().flatten())
+    let rows = read_all::<JsonB>(
+        "SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM nile_auth.tenants t
+          WHERE t.deleted IS NULL
+            AND ($1::uuid IS NULL OR EXISTS (SELECT FROM nile_auth.tenant_users tu
+                  WHERE tu.tenant_id = t.id AND tu.user_id = $1 AND tu.deleted IS NULL))
+          ORDER BY t.created, t.id",
+        &[user.into()],
+    );
+    SetOfIterator::new(rows)
 }
 
 #[pg_extern(security_definer, volatile)]
@@ -213,7 +207,7 @@ fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
     if name.trim().is_empty() {
         AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
     }
-    authorize(tenant, true);
+    access(tenant).require_admin();
     write("UPDATE nile_auth.tenants SET name = $2, updated = now() WHERE id = $1", &[to_pg(tenant).into(), name.into()]);
     tenant_json(tenant)
 }
@@ -223,7 +217,7 @@ fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
-    authorize(tenant, true);
+    access(tenant).require_admin();
     write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
     true
 }
@@ -263,8 +257,8 @@ fn check_roles(roles: &[String]) -> AuthResult<()> {
 /// Makes `user` a live member of `tenant` with `roles`, or updates the roles of a member. Any
 /// member may add users as plain members; granting other roles or changing an existing
 /// member's roles needs owner or admin.
-fn put_member(tenant: Uuid, user: Uuid, roles: Option<Vec<String>>, metadata: Option<serde_json::Value>) -> JsonB {
-    let caller = authorize(tenant, false);
+fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: Option<serde_json::Value>) -> JsonB {
+    let tenant = access.tenant;
     let current = as_extension_owner(|| {
         read_row(
             "SELECT roles, deleted IS NULL FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
@@ -279,8 +273,8 @@ fn put_member(tenant: Uuid, user: Uuid, roles: Option<Vec<String>>, metadata: Op
         Some(existing) => roles.as_ref().is_some_and(|r| r != existing),
         None => wanted != ["member"],
     };
-    if changes_roles && caller != Caller::TrustedBackend {
-        authorize(tenant, true);
+    if changes_roles {
+        access.require_admin();
     }
     let demotes_owner = live_roles.as_ref().is_some_and(|r| r.iter().any(|x| x == "owner")) && !wanted.iter().any(|x| x == "owner");
     if demotes_owner {
@@ -332,14 +326,14 @@ fn add_member(
     let email = required(email, "email").or_raise();
     let roles = required(roles, "roles").or_raise();
     let metadata = required(metadata, "metadata").or_raise();
-    authorize(tenant, false);
+    let access = access(tenant);
     let user = read_one::<pgrx::Uuid>(
         "SELECT id FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
         &[email.into()],
     )
     .map(from_pg)
     .unwrap_or_else(|| AuthError::NotFound(format!("user with email \"{email}\" not found")).raise());
-    put_member(tenant, user, Some(roles), Some(metadata.0))
+    put_member(access, user, Some(roles), Some(metadata.0))
 }
 
 /// Links a user the caller can see to a tenant (default: the current one). Succeeds when the
@@ -348,10 +342,9 @@ fn add_member(
 #[search_path(pg_catalog, pg_temp)]
 fn link_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> JsonB {
     let user = from_pg(required(user_id, "user_id").or_raise());
-    let tenant = tenant_or_current(tenant_id);
-    authorize(tenant, false);
+    let access = access(tenant_or_current(tenant_id));
     authorize_user(user);
-    put_member(tenant, user, None, None)
+    put_member(access, user, None, None)
 }
 
 /// Removes a membership. Anyone may leave; removing someone else needs owner or admin; the
@@ -361,9 +354,9 @@ fn link_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>
 fn unlink_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let tenant = tenant_or_current(tenant_id);
-    let caller = authorize(tenant, false);
-    if caller != Caller::User(user) {
-        authorize(tenant, true);
+    let access = access(tenant);
+    if access.caller != Caller::User(user) {
+        access.require_admin();
     }
     let roles = as_extension_owner(|| {
         read_one::<Vec<String>>(
@@ -389,7 +382,8 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
     let email = required(email, "email").or_raise();
     let password = required(password, "password").or_raise();
     let tenant = require_current_tenant();
-    authorize(tenant, false);
+    // For the trusted backend, any id can be set: make a missing tenant P0002, not an FK error.
+    access(tenant);
     let user = crate::accounts::create_user(email, password, preferred_name);
     write(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id) VALUES ($1, $2)",
@@ -403,20 +397,13 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
 #[search_path(pg_catalog, pg_temp)]
 fn list_users() -> SetOfIterator<'static, JsonB> {
     let tenant = require_current_tenant();
-    let rows = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT nile_auth._user_json(u) FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id
-                  WHERE tu.tenant_id = $1 AND tu.deleted IS NULL AND u.deleted IS NULL
-                  ORDER BY tu.created, u.id",
-                None,
-                &[to_pg(tenant).into()],
-            )?
-            .map(|row| row.get::<JsonB>(1))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .or_raise();
-    SetOfIterator::new(rows.into_iter().flatten())
+    let rows = read_all::<JsonB>(
+        "SELECT nile_auth._user_json(u) FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id
+          WHERE tu.tenant_id = $1 AND tu.deleted IS NULL AND u.deleted IS NULL
+          ORDER BY tu.created, u.id",
+        &[to_pg(tenant).into()],
+    );
+    SetOfIterator::new(rows)
 }
 
 /// Profile changes to a user who shares a tenant with the caller (same fields as update_me).

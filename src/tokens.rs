@@ -1,6 +1,7 @@
 //! Access tokens: HS256 JWTs with a `kid` header. Pure functions; where the keys live and how
 //! verified tokens are cached is the business of `keys` and `identity`.
 
+use crate::errors::{AuthError, AuthResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -37,7 +38,7 @@ pub struct Verified {
     pub expires_at: u64,
 }
 
-pub fn issue(key: &SigningKey, user_id: Uuid, email: &str, audience: &str, now: u64, max_age: u64) -> String {
+pub fn issue(key: &SigningKey, user_id: Uuid, email: &str, audience: &str, now: u64, max_age: u64) -> AuthResult<String> {
     let header = Header { kid: Some(key.kid.clone()), ..Header::new(Algorithm::HS256) };
     let claims = Claims {
         sub: user_id.to_string(),
@@ -49,9 +50,9 @@ pub fn issue(key: &SigningKey, user_id: Uuid, email: &str, audience: &str, now: 
         iss: ISSUER.to_owned(),
         aud: audience.to_owned(),
     };
-    // Serialising a struct of strings and integers with an HMAC key cannot fail.
+    // Serialising a struct of strings and integers with an HMAC key does not fail in practice.
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
-        .expect("HS256 encoding of plain claims")
+        .map_err(|_| AuthError::Internal("token encoding failed".into()))
 }
 
 /// The `kid` of a token whose header is acceptable (alg HS256, no `crit`), else `None`.
@@ -120,7 +121,7 @@ mod unit {
     fn issued_token_verifies() {
         let k = key("k1", 7);
         let id = Uuid::now_v7();
-        let t = issue(&k, id, "a@b.co", "db", now(), 3600);
+        let t = issue(&k, id, "a@b.co", "db", now(), 3600).unwrap();
         let v = verify(&t, "db", now(), lookup(&k)).expect("verifies");
         assert_eq!(v.user_id, id);
         assert_eq!(v.expires_at, v.issued_at + 3600);
@@ -129,19 +130,19 @@ mod unit {
     #[test]
     fn wrong_audience_key_or_expiry_is_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600);
+        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
         assert!(verify(&t, "other_db", now(), lookup(&k)).is_none());
         assert!(verify(&t, "db", now(), lookup(&key("k1", 8))).is_none());
         assert!(verify(&t, "db", now(), lookup(&key("k2", 7))).is_none());
         assert!(verify(&t, "db", now() + 3600 + LEEWAY_SECONDS + 1, lookup(&k)).is_none());
-        let old = issue(&k, Uuid::now_v7(), "a@b.co", "db", now() - 7200, 3600);
+        let old = issue(&k, Uuid::now_v7(), "a@b.co", "db", now() - 7200, 3600).unwrap();
         assert!(verify(&old, "db", now(), lookup(&k)).is_none());
     }
 
     #[test]
     fn tampered_payload_is_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600);
+        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
         let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         claims["sub"] = Uuid::now_v7().to_string().into();
@@ -152,7 +153,7 @@ mod unit {
     #[test]
     fn alg_none_crit_and_garbage_are_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600);
+        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
         let none = b64(&serde_json::json!({"alg": "none", "kid": "k1"}));
         assert!(verify(&format!("{none}.{}.", parts[1]), "db", now(), lookup(&k)).is_none());
