@@ -46,6 +46,10 @@ SELECT count(*) FILTER (WHERE name = 'toy') AS toy_rows FROM clustify.clusters W
 DISCARD ALL;
 SELECT nile_auth.user_id() IS NULL AS no_identity, nile_auth.tenant_id() IS NULL AS no_tenant;
 SELECT count(*) AS after_discard FROM clustify.clusters;
+-- Fail closed: with a token but no tenant, reads see nothing and writes are refused.
+SELECT nile_auth.authenticate(:'shaun') IS NOT NULL AS shaun_in;
+SELECT test_util.try($$INSERT INTO clustify.clusters (name) VALUES ('no tenant')$$) AS insert_without_tenant;
+WITH u AS (UPDATE clustify.clusters SET name = 'x' RETURNING 1) SELECT count(*) AS updated_without_tenant FROM u;
 
 -- The table owner (not a superuser) is bound by the policy too (FORCE), and so are views and
 -- SECURITY DEFINER functions it writes.
