@@ -22,7 +22,7 @@ CREATE TRIGGER invalidate_identity_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nile_auth.signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_identity_cache();
 CREATE TRIGGER invalidate_identity_cache
-    AFTER UPDATE OF deleted OR DELETE OR TRUNCATE ON nile_auth.users
+    AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_identity_cache();
 
 -- The first signing key.

@@ -16,7 +16,11 @@ CREATE TABLE nile_auth.users (
     metadata       jsonb NOT NULL DEFAULT '{}',
     created        timestamptz NOT NULL DEFAULT now(),
     updated        timestamptz NOT NULL DEFAULT now(),
-    deleted        timestamptz
+    deleted        timestamptz,
+    -- Set while the account is deactivated: no login, no token verifies.
+    deactivated    timestamptz,
+    -- Tokens issued before this instant no longer verify (password change, reset, deactivation).
+    tokens_valid_after timestamptz
 );
 -- Unique regardless of letter case, among live users; the address is stored as given.
 CREATE UNIQUE INDEX users_email_key ON nile_auth.users (lower(email)) WHERE deleted IS NULL;
@@ -43,11 +47,58 @@ CREATE TABLE nile_auth.tenant_users (
 CREATE INDEX tenant_users_user_id_idx ON nile_auth.tenant_users (user_id, tenant_id);
 
 -- Private: argon2id PHC strings (algorithm and parameters are inside each string).
+-- Lockout state lives here too: failed_logins counts failures since last_failed_login's
+-- window began; locked_until (infinity for a manual lock) refuses logins until then.
 CREATE TABLE nile_auth.credentials (
-    user_id       uuid PRIMARY KEY REFERENCES nile_auth.users (id) ON DELETE CASCADE,
-    password_hash text NOT NULL,
-    updated       timestamptz NOT NULL DEFAULT now()
+    user_id           uuid PRIMARY KEY REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    password_hash     text NOT NULL,
+    updated           timestamptz NOT NULL DEFAULT now(),
+    failed_logins     integer NOT NULL DEFAULT 0,
+    last_failed_login timestamptz,
+    locked_until      timestamptz
 );
+
+-- Private: one-time tokens for password reset and email verification. Only a SHA-256 of the
+-- token is stored; the token itself is shown once, to be mailed.
+CREATE TABLE nile_auth.one_time_tokens (
+    token_hash bytea PRIMARY KEY,
+    user_id    uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    purpose    text NOT NULL CHECK (purpose IN ('password_reset', 'email_verification')),
+    email      text NOT NULL,            -- the address the token was issued for
+    created    timestamptz NOT NULL DEFAULT now(),
+    expires    timestamptz NOT NULL,
+    used       timestamptz
+);
+CREATE INDEX one_time_tokens_user_idx ON nile_auth.one_time_tokens (user_id, purpose);
+
+-- Private: API keys. Only a SHA-256 of the key is stored; `prefix` identifies it in listings.
+CREATE TABLE nile_auth.api_keys (
+    id        uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    user_id   uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    tenant_id uuid REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    name      text NOT NULL,
+    prefix    text NOT NULL,
+    key_hash  bytea NOT NULL UNIQUE,
+    created   timestamptz NOT NULL DEFAULT now(),
+    expires   timestamptz,
+    revoked   timestamptz,
+    last_used timestamptz
+);
+CREATE INDEX api_keys_user_idx ON nile_auth.api_keys (user_id);
+
+-- Append-only audit trail. Never holds a password, token, key or hash.
+CREATE TABLE nile_auth.audit_log (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor     uuid,            -- the user who acted; NULL for the trusted backend or anonymous
+    tenant_id uuid,
+    event     text NOT NULL,
+    target    text,            -- what was acted on: a user id, tenant id, key id or email
+    details   jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_actor_idx ON nile_auth.audit_log (actor, at);
+CREATE INDEX audit_log_tenant_idx ON nile_auth.audit_log (tenant_id, at);
+CREATE INDEX audit_log_target_idx ON nile_auth.audit_log (target, at);
 
 -- Private: HS256 secrets. The newest key with retired IS NULL signs; every key with
 -- retired IS NULL verifies.
@@ -91,3 +142,6 @@ SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenant_users', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.credentials', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.signing_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.one_time_tokens', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.audit_log', '');

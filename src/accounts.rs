@@ -2,7 +2,10 @@
 
 use crate::db::{from_pg, read_one, read_row, to_pg, write};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
+use crate::audit::record;
+use crate::lockout::{Failure, record_failed_login};
 use crate::passwords;
+use crate::tokens::Subject;
 use crate::settings::{MIN_PASSWORD_LENGTH, TOKEN_MAX_AGE};
 use pgrx::JsonB;
 use pgrx::prelude::*;
@@ -26,19 +29,19 @@ pub fn check_email(email: &str) -> AuthResult<()> {
     Ok(())
 }
 
-fn min_password_chars() -> usize {
+pub fn min_password_chars() -> usize {
     MIN_PASSWORD_LENGTH.get().max(1) as usize
 }
 
 /// `{"jwt", "maxAge", "type"}`, signed with the current key.
-pub fn access_token(user_id: Uuid, email: &str) -> serde_json::Value {
+pub fn access_token(subject: &crate::tokens::Subject) -> serde_json::Value {
     let max_age = TOKEN_MAX_AGE.get().max(1) as u64;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let key = crate::keys::current_signing_key();
-    let jwt = crate::tokens::issue(&key, user_id, email, &crate::identity::audience(), now, max_age).or_raise();
+    let jwt = crate::tokens::issue(&key, subject, &crate::identity::audience(), now, max_age).or_raise();
     json!({"jwt": jwt, "maxAge": max_age, "type": "ACCESS_TOKEN"})
 }
 
@@ -67,18 +70,19 @@ pub fn create_user(email: &str, password: &str, name: Option<&str>) -> Uuid {
 }
 
 /// Creates a tenant with no members; returns its id.
-pub fn create_tenant(name: &str) -> Uuid {
+pub fn create_tenant(name: &str, actor: Option<Uuid>) -> Uuid {
     if name.trim().is_empty() {
         AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
     }
     let tenant_id = Uuid::now_v7();
     write("INSERT INTO nile_auth.tenants (id, name) VALUES ($1, $2)", &[to_pg(tenant_id).into(), name.into()]);
+    record("tenant.created", actor, Some(tenant_id), Some(&tenant_id.to_string()), json!({"name": name}));
     tenant_id
 }
 
 /// Creates a tenant and makes `owner` its owner; returns the tenant id.
 pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
-    let tenant_id = create_tenant(name);
+    let tenant_id = create_tenant(name, Some(owner));
     write(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY['owner'])",
         &[to_pg(tenant_id).into(), to_pg(owner).into()],
@@ -97,13 +101,14 @@ fn signup(
     let email = required(email, "email").or_raise();
     let password = required(password, "password").or_raise();
     let user_id = create_user(email, password, preferred_name);
+    record("user.signup", Some(user_id), None, Some(&user_id.to_string()), json!({}));
     let tenants: Vec<String> =
         new_tenant.map(|name| create_tenant_owned_by(name, user_id).to_string()).into_iter().collect();
     JsonB(json!({
         "id": user_id,
         "email": email,
         "tenants": tenants,
-        "token": access_token(user_id, email),
+        "token": access_token(&Subject { user_id, email, tenant: None }),
     }))
 }
 
@@ -116,27 +121,65 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
         AuthError::InvalidParameter(format!("password must be at most {} bytes", passwords::MAX_PASSWORD_BYTES)).raise();
     }
     let row = read_row(
-        "SELECT u.id, u.email, c.password_hash
+        "SELECT u.id, u.email, c.password_hash, u.deactivated IS NOT NULL, COALESCE(c.locked_until > now(), false),
+                c.failed_logins
            FROM nile_auth.users u JOIN nile_auth.credentials c ON c.user_id = u.id
           WHERE lower(u.email) = lower($1) AND u.deleted IS NULL",
         &[email.into()],
-        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
+        |row| {
+            Ok(LoginRow {
+                user_id: row.get::<pgrx::Uuid>(1)?.map(from_pg),
+                email: row.get::<String>(2)?.unwrap_or_default(),
+                hash: row.get::<String>(3)?.unwrap_or_default(),
+                deactivated: row.get::<bool>(4)?.unwrap_or(true),
+                locked: row.get::<bool>(5)?.unwrap_or(true),
+                failed_logins: row.get::<i32>(6)?.unwrap_or(0),
+            })
+        },
     );
-    let Some((Some(user_id), Some(stored_email), Some(hash))) = row else {
-        passwords::verify_against_dummy(password);
-        AuthError::InvalidCredentials.raise();
+    // Every refusal looks the same (28P01) and costs one argon2 verification.
+    let refuse = |user: Option<Uuid>, failure: Failure| -> ! {
+        if failure != Failure::WrongPassword {
+            passwords::verify_against_dummy(password);
+        }
+        record_failed_login(user, failure);
+        AuthError::InvalidCredentials.raise()
     };
+    let Some(LoginRow { user_id: Some(user_id), email: stored_email, hash, deactivated, locked, failed_logins }) = row else {
+        refuse(None, Failure::UnknownEmail)
+    };
+    if deactivated {
+        refuse(Some(user_id), Failure::Deactivated);
+    }
+    if locked {
+        refuse(Some(user_id), Failure::Locked);
+    }
     if !passwords::verify_password(password, &hash) {
-        AuthError::InvalidCredentials.raise();
+        refuse(Some(user_id), Failure::WrongPassword);
+    }
+    if failed_logins > 0 {
+        write(
+            "UPDATE nile_auth.credentials SET failed_logins = 0, last_failed_login = NULL WHERE user_id = $1",
+            &[to_pg(user_id).into()],
+        );
     }
     if passwords::needs_rehash(&hash) {
         write(
             "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
-            &[user_id.into(), passwords::hash_password(password).or_raise().into()],
+            &[to_pg(user_id).into(), passwords::hash_password(password).or_raise().into()],
         );
     }
-    let user_id = from_pg(user_id);
-    JsonB(json!({"id": user_id, "token": access_token(user_id, &stored_email)}))
+    record("login.succeeded", Some(user_id), None, Some(&user_id.to_string()), json!({}));
+    JsonB(json!({"id": user_id, "token": access_token(&Subject { user_id, email: &stored_email, tenant: None })}))
+}
+
+struct LoginRow {
+    user_id: Option<Uuid>,
+    email: String,
+    hash: String,
+    deactivated: bool,
+    locked: bool,
+    failed_logins: i32,
 }
 
 #[cfg(test)]

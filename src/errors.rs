@@ -17,6 +17,8 @@ pub enum AuthError {
     EmailTaken,
     /// 28P01: unknown email, wrong password (one message for both, so emails cannot be probed).
     InvalidCredentials,
+    /// 28P01: an API key that does not log in (unknown, revoked, expired, or its user cannot).
+    InvalidApiKey,
     /// 28000: a token that fails verification for any reason.
     InvalidToken,
     /// 28000: an operation that needs a verified identity was called without one.
@@ -37,7 +39,7 @@ impl AuthError {
             AuthError::InvalidParameter(_) => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             AuthError::InvalidUuid(_) => Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
             AuthError::EmailTaken => Code::ERRCODE_UNIQUE_VIOLATION,
-            AuthError::InvalidCredentials => Code::ERRCODE_INVALID_PASSWORD,
+            AuthError::InvalidCredentials | AuthError::InvalidApiKey => Code::ERRCODE_INVALID_PASSWORD,
             AuthError::InvalidToken | AuthError::NotAuthenticated => {
                 Code::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
@@ -62,6 +64,7 @@ impl AuthError {
             }
             AuthError::EmailTaken => "email is already registered".into(),
             AuthError::InvalidCredentials => "invalid email or password".into(),
+            AuthError::InvalidApiKey => "invalid API key".into(),
             AuthError::InvalidToken => "invalid or expired token".into(),
             AuthError::NotAuthenticated => "no authenticated user: call nile_auth.authenticate() with a valid token first".into(),
         }

@@ -78,23 +78,27 @@ pub fn audience() -> String {
     })
 }
 
-/// Full verification: header, key, signature, claims, and that the user still exists.
-/// Needs the extension owner's rights (keys and users are private).
+/// Full verification: header, key, signature, claims, and that the user still exists, is not
+/// deactivated, and has not revoked tokens issued before this one (password change or reset).
+/// Needs the extension owner's rights (keys are private).
 fn verify_uncached(token: &str) -> Option<Verified> {
     if WATCHED.with_borrow(Vec::is_empty) {
         let oids = read_one::<Vec<pg_sys::Oid>>(WATCHED_TABLES, &[]).unwrap_or_default();
         WATCHED.set(oids);
     }
     let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_secret)?;
-    let active = read_one::<bool>(
-        "SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL",
+    let valid_after_ms = read_one::<i64>(
+        // floor, as the token's own millisecond is truncated: a token minted in the same
+        // millisecond just after a password change must not look older than the change.
+        "SELECT COALESCE(floor(extract(epoch FROM tokens_valid_after) * 1000)::bigint, 0)
+           FROM nile_auth.users WHERE id = $1 AND deleted IS NULL AND deactivated IS NULL",
         &[to_pg(verified.user_id).into()],
-    );
-    (active == Some(true)).then_some(verified)
+    )?;
+    (verified.issued_at_ms as i64 >= valid_after_ms).then_some(verified)
 }
 
-/// The user a token belongs to, if it verifies now. Cached per backend.
-pub fn verify_token(token: &str) -> Option<Uuid> {
+/// What a token says, if it verifies now. Cached per backend.
+pub fn verify_token(token: &str) -> Option<Verified> {
     let epoch = EPOCH.get();
     let now = now_seconds();
     let hit = CACHE.with_borrow_mut(|(seen, cache)| {
@@ -102,28 +106,32 @@ pub fn verify_token(token: &str) -> Option<Uuid> {
             cache.clear();
             *seen = epoch;
         }
-        cache.get(token).filter(|v| v.expires_at + LEEWAY_SECONDS >= now).map(|v| v.user_id)
+        cache.get(token).filter(|v| v.expires_at + LEEWAY_SECONDS >= now).cloned()
     });
     if hit.is_some() {
         return hit;
     }
     let verified = as_extension_owner(|| verify_uncached(token))?;
-    let user_id = verified.user_id;
     CACHE.with_borrow_mut(|(seen, cache)| {
         // A key or user change processed during verification makes this result stale already.
         if *seen == EPOCH.get() {
             if cache.len() >= MAX_CACHED_TOKENS {
                 cache.clear();
             }
-            cache.insert(token.to_owned(), verified);
+            cache.insert(token.to_owned(), verified.clone());
         }
     });
-    Some(user_id)
+    Some(verified)
+}
+
+/// The verified token of this session or transaction, or `None`.
+pub fn current_identity() -> Option<Verified> {
+    with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
 }
 
 /// The verified user of this session or transaction, or `None`.
 pub fn current_user_id() -> Option<Uuid> {
-    with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
+    current_identity().map(|v| v.user_id)
 }
 
 pub fn require_user() -> AuthResult<Uuid> {
@@ -137,9 +145,9 @@ pub fn require_user() -> AuthResult<Uuid> {
 fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let jwt = required(jwt, "jwt").or_raise();
     let is_local = required(is_local, "is_local").or_raise();
-    let user_id = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
+    let verified = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
     set_session_setting(AUTH_TOKEN, jwt, is_local);
-    to_pg(user_id)
+    to_pg(verified.user_id)
 }
 
 /// The verified identity, or NULL. Not SECURITY DEFINER on purpose: see `privilege`.

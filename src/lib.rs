@@ -10,10 +10,14 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 mod accounts;
+mod admin;
+mod apikeys;
+mod audit;
 mod db;
 mod errors;
 mod identity;
 mod keys;
+mod lockout;
 mod passwords;
 mod policies;
 mod privilege;

@@ -8,6 +8,10 @@ use std::ffi::CStr;
 pub static TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static MIN_PASSWORD_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
 pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static MAX_FAILED_LOGINS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static LOCKOUT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static LOCKOUT_DURATION: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static RESET_TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
 
 /// Where a verified token is kept for the session or transaction (Nile's name).
 pub const AUTH_TOKEN: &CStr = c"nile.auth_token";
@@ -42,6 +46,27 @@ pub fn register() {
         &REQUIRE_TOKEN,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    let seconds = |name, short, setting, default_max| {
+        GucRegistry::define_int_guc(name, short, c"", setting, 1, default_max, GucContext::Suset, GucFlags::UNIT_S);
+    };
+    GucRegistry::define_int_guc(
+        c"nile_auth.max_failed_logins",
+        c"Failed logins within nile_auth.lockout_window that lock an account.",
+        c"",
+        &MAX_FAILED_LOGINS,
+        1,
+        1000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    seconds(c"nile_auth.lockout_window", c"Window in which failed logins are counted.", &LOCKOUT_WINDOW, 7 * 24 * 3600);
+    seconds(c"nile_auth.lockout_duration", c"How long a locked account stays locked.", &LOCKOUT_DURATION, 365 * 24 * 3600);
+    seconds(
+        c"nile_auth.reset_token_max_age",
+        c"Lifetime of password reset and email verification tokens.",
+        &RESET_TOKEN_MAX_AGE,
+        30 * 24 * 3600,
     );
     // Unknown nile_auth.* names are typos; reject them instead of keeping silent placeholders.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"nile_auth".as_ptr()) };

@@ -5,13 +5,15 @@
 //! have `nile_auth.require_token`) may use any tenant; an end-user session (a verified token)
 //! may use only tenants the user is a live member of.
 
+use crate::audit::record;
 use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
-use crate::identity::{current_user_id, update_profile, user_json};
+use crate::identity::{current_identity, update_profile, user_json};
 use crate::privilege::as_extension_owner;
 use crate::settings::{REQUIRE_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
+use serde_json::json;
 use std::cell::Cell;
 use uuid::Uuid;
 
@@ -25,11 +27,26 @@ pub enum Caller {
     User(Uuid),
 }
 
+impl Caller {
+    /// The acting user, for the audit log; `None` for the trusted backend.
+    pub fn user(self) -> Option<Uuid> {
+        match self {
+            Caller::User(user) => Some(user),
+            Caller::TrustedBackend => None,
+        }
+    }
+}
+
 pub fn caller() -> AuthResult<Caller> {
-    match current_user_id() {
-        Some(user) => Ok(Caller::User(user)),
+    caller_and_scope().map(|(caller, _)| caller)
+}
+
+/// The caller, and the one tenant its token is limited to (tokens from tenant API keys).
+fn caller_and_scope() -> AuthResult<(Caller, Option<Uuid>)> {
+    match current_identity() {
+        Some(v) => Ok((Caller::User(v.user_id), v.tenant)),
         None if REQUIRE_TOKEN.get() => Err(AuthError::NotAuthenticated),
-        None => Ok(Caller::TrustedBackend),
+        None => Ok((Caller::TrustedBackend, None)),
     }
 }
 
@@ -77,10 +94,20 @@ pub fn current_tenant() -> AuthResult<Option<Uuid>> {
         value.map(|v| Uuid::parse_str(v).map_err(|_| AuthError::InvalidUuid(v.to_owned()))).transpose()
     })?;
     let Some(tenant) = tenant else { return Ok(None) };
-    match caller()? {
-        Caller::TrustedBackend => Ok(Some(tenant)),
-        Caller::User(user) if is_member_cached(user, tenant) => Ok(Some(tenant)),
-        Caller::User(user) => Err(not_a_member(user, tenant)),
+    check_tenant_use(tenant)?;
+    Ok(Some(tenant))
+}
+
+/// May this session use `tenant` as its current tenant? Shared by `tenant_id()` and
+/// `set_tenant()`, so both refuse the same things.
+fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
+    match caller_and_scope()? {
+        (Caller::TrustedBackend, _) => Ok(Caller::TrustedBackend),
+        (Caller::User(_), Some(scope)) if scope != tenant => {
+            Err(AuthError::PermissionDenied(format!("this token is limited to tenant {scope}")))
+        }
+        (Caller::User(user), _) if is_member_cached(user, tenant) => Ok(Caller::User(user)),
+        (Caller::User(user), _) => Err(not_a_member(user, tenant)),
     }
 }
 
@@ -119,10 +146,8 @@ fn tenant_not_found(tenant: Uuid) -> AuthError {
 fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
     let is_local = required(is_local, "is_local").or_raise();
-    match caller().or_raise() {
-        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
-        Caller::User(user) if !is_member_cached(user, tenant) => not_a_member(user, tenant).raise(),
-        _ => {}
+    if check_tenant_use(tenant).or_raise() == Caller::TrustedBackend && !tenant_exists(tenant) {
+        tenant_not_found(tenant).raise();
     }
     set_session_setting(TENANT_ID, &tenant.to_string(), is_local);
     to_pg(tenant)
@@ -130,15 +155,15 @@ fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, fa
 
 /// What the caller may do in one tenant, looked up once per call.
 #[derive(Clone, Copy)]
-struct Access {
-    caller: Caller,
-    tenant: Uuid,
+pub struct Access {
+    pub caller: Caller,
+    pub tenant: Uuid,
     /// The trusted backend, or an owner or admin of the tenant.
-    admin: bool,
+    pub admin: bool,
 }
 
 impl Access {
-    fn require_admin(self) -> Self {
+    pub fn require_admin(self) -> Self {
         if !self.admin {
             AuthError::PermissionDenied(format!("only an owner or admin of tenant {} may do this", self.tenant)).raise();
         }
@@ -147,11 +172,12 @@ impl Access {
 }
 
 /// The caller's access to `tenant`; P0002 if an end user is not a member (no existence leak).
-fn access(tenant: Uuid) -> Access {
-    let caller = caller().or_raise();
+pub fn access(tenant: Uuid) -> Access {
+    let (caller, scope) = caller_and_scope().or_raise();
     let admin = match caller {
         Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
         Caller::TrustedBackend => true,
+        Caller::User(_) if scope.is_some_and(|s| s != tenant) => tenant_not_found(tenant).raise(),
         Caller::User(user) => member_roles(user, tenant)
             .unwrap_or_else(|| tenant_not_found(tenant).raise())
             .iter()
@@ -176,7 +202,7 @@ fn create_tenant(name: Option<&str>) -> JsonB {
     let name = required(name, "name").or_raise();
     let tenant = match caller().or_raise() {
         Caller::User(user) => crate::accounts::create_tenant_owned_by(name, user),
-        Caller::TrustedBackend => crate::accounts::create_tenant(name),
+        Caller::TrustedBackend => crate::accounts::create_tenant(name, None),
     };
     tenant_json(tenant)
 }
@@ -207,8 +233,9 @@ fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
     if name.trim().is_empty() {
         AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
     }
-    access(tenant).require_admin();
+    let access = access(tenant).require_admin();
     write("UPDATE nile_auth.tenants SET name = $2, updated = now() WHERE id = $1", &[to_pg(tenant).into(), name.into()]);
+    record("tenant.renamed", access.caller.user(), Some(tenant), Some(&tenant.to_string()), json!({"name": name}));
     tenant_json(tenant)
 }
 
@@ -217,8 +244,9 @@ fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
-    access(tenant).require_admin();
+    let access = access(tenant).require_admin();
     write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
+    record("tenant.deleted", access.caller.user(), Some(tenant), Some(&tenant.to_string()), json!({}));
     true
 }
 
@@ -285,8 +313,12 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
          ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
                 deleted = NULL, updated = now()",
-        &[to_pg(tenant).into(), to_pg(user).into(), wanted.into(), metadata.map(JsonB).into()],
+        &[to_pg(tenant).into(), to_pg(user).into(), wanted.clone().into(), metadata.map(JsonB).into()],
     );
+    if live_roles.as_ref() != Some(&wanted) {
+        let event = if live_roles.is_some() { "membership.roles_changed" } else { "membership.added" };
+        record(event, access.caller.user(), Some(tenant), Some(&user.to_string()), json!({"roles": wanted}));
+    }
     membership_json(tenant, user)
 }
 
@@ -372,6 +404,7 @@ fn unlink_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uui
         "UPDATE nile_auth.tenant_users SET deleted = now(), updated = now() WHERE tenant_id = $1 AND user_id = $2",
         &[to_pg(tenant).into(), to_pg(user).into()],
     );
+    record("membership.removed", access.caller.user(), Some(tenant), Some(&user.to_string()), json!({}));
     true
 }
 
@@ -383,12 +416,14 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
     let password = required(password, "password").or_raise();
     let tenant = require_current_tenant();
     // For the trusted backend, any id can be set: make a missing tenant P0002, not an FK error.
-    access(tenant);
+    let actor = access(tenant).caller.user();
     let user = crate::accounts::create_user(email, password, preferred_name);
     write(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id) VALUES ($1, $2)",
         &[to_pg(tenant).into(), to_pg(user).into()],
     );
+    record("user.created", actor, Some(tenant), Some(&user.to_string()), json!({}));
+    record("membership.added", actor, Some(tenant), Some(&user.to_string()), json!({"roles": ["member"]}));
     user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
 }
 
@@ -396,6 +431,10 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
 #[pg_extern(security_definer, stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn list_users() -> SetOfIterator<'static, JsonB> {
+    list_current_tenant_users()
+}
+
+pub fn list_current_tenant_users() -> SetOfIterator<'static, JsonB> {
     let tenant = require_current_tenant();
     let rows = read_all::<JsonB>(
         "SELECT nile_auth._user_json(u) FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id

@@ -23,6 +23,9 @@ struct Claims {
     jti: String,
     iss: String,
     aud: String,
+    /// Present on tokens from API keys bound to a tenant: the token is good for that tenant only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tid: Option<String>,
 }
 
 pub struct SigningKey {
@@ -34,21 +37,32 @@ pub struct SigningKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub user_id: Uuid,
-    pub issued_at: u64,
+    /// Milliseconds since the epoch: from the UUIDv7 `jti`, so a token can be told apart from a
+    /// password change in the same second; `iat` * 1000 for any other `jti`.
+    pub issued_at_ms: u64,
     pub expires_at: u64,
+    pub tenant: Option<Uuid>,
 }
 
-pub fn issue(key: &SigningKey, user_id: Uuid, email: &str, audience: &str, now: u64, max_age: u64) -> AuthResult<String> {
+/// What a token is issued for.
+pub struct Subject<'a> {
+    pub user_id: Uuid,
+    pub email: &'a str,
+    pub tenant: Option<Uuid>,
+}
+
+pub fn issue(key: &SigningKey, subject: &Subject, audience: &str, now: u64, max_age: u64) -> AuthResult<String> {
     let header = Header { kid: Some(key.kid.clone()), ..Header::new(Algorithm::HS256) };
     let claims = Claims {
-        sub: user_id.to_string(),
-        email: email.to_owned(),
+        sub: subject.user_id.to_string(),
+        email: subject.email.to_owned(),
         iat: now,
         nbf: now,
         exp: now + max_age,
-        jti: Uuid::new_v4().to_string(),
+        jti: Uuid::now_v7().to_string(),
         iss: ISSUER.to_owned(),
         aud: audience.to_owned(),
+        tid: subject.tenant.map(|t| t.to_string()),
     };
     // Serialising a struct of strings and integers with an HMAC key does not fail in practice.
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
@@ -96,7 +110,16 @@ pub fn verify(token: &str, audience: &str, now: u64, secret_for: impl FnOnce(&st
         return None;
     }
     let user_id = Uuid::parse_str(&claims.sub).ok()?;
-    Some(Verified { user_id, issued_at: claims.iat, expires_at: claims.exp })
+    let tenant = match claims.tid {
+        Some(t) => Some(Uuid::parse_str(&t).ok()?),
+        None => None,
+    };
+    let jti_ms = Uuid::parse_str(&claims.jti).ok().and_then(|j| j.get_timestamp()).map(|ts| {
+        let (secs, nanos) = ts.to_unix();
+        secs * 1000 + u64::from(nanos) / 1_000_000
+    });
+    let issued_at_ms = jti_ms.unwrap_or(claims.iat.saturating_mul(1000));
+    Some(Verified { user_id, issued_at_ms, expires_at: claims.exp, tenant })
 }
 
 #[cfg(test)]
@@ -113,6 +136,9 @@ mod unit {
     fn lookup(k: &SigningKey) -> impl FnOnce(&str) -> Option<Vec<u8>> + '_ {
         move |kid| (kid == k.kid).then(|| k.secret.clone())
     }
+    fn subject() -> Subject<'static> {
+        Subject { user_id: Uuid::now_v7(), email: "a@b.co", tenant: None }
+    }
     fn b64(v: &serde_json::Value) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
     }
@@ -121,28 +147,40 @@ mod unit {
     fn issued_token_verifies() {
         let k = key("k1", 7);
         let id = Uuid::now_v7();
-        let t = issue(&k, id, "a@b.co", "db", now(), 3600).unwrap();
+        let t = issue(&k, &Subject { user_id: id, email: "a@b.co", tenant: None }, "db", now(), 3600).unwrap();
         let v = verify(&t, "db", now(), lookup(&k)).expect("verifies");
         assert_eq!(v.user_id, id);
-        assert_eq!(v.expires_at, v.issued_at + 3600);
+        assert!(v.expires_at * 1000 >= v.issued_at_ms + 3_599_000);
+        // jti carries the issue time to the millisecond
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(v.issued_at_ms <= ms && ms - v.issued_at_ms < 60_000, "{} vs {ms}", v.issued_at_ms);
+        assert_eq!(v.tenant, None);
+    }
+
+    #[test]
+    fn tenant_scope_round_trips() {
+        let k = key("k1", 7);
+        let tenant = Uuid::now_v7();
+        let t = issue(&k, &Subject { user_id: Uuid::now_v7(), email: "a@b.co", tenant: Some(tenant) }, "db", now(), 60).unwrap();
+        assert_eq!(verify(&t, "db", now(), lookup(&k)).unwrap().tenant, Some(tenant));
     }
 
     #[test]
     fn wrong_audience_key_or_expiry_is_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
+        let t = issue(&k, &subject(), "db", now(), 3600).unwrap();
         assert!(verify(&t, "other_db", now(), lookup(&k)).is_none());
         assert!(verify(&t, "db", now(), lookup(&key("k1", 8))).is_none());
         assert!(verify(&t, "db", now(), lookup(&key("k2", 7))).is_none());
         assert!(verify(&t, "db", now() + 3600 + LEEWAY_SECONDS + 1, lookup(&k)).is_none());
-        let old = issue(&k, Uuid::now_v7(), "a@b.co", "db", now() - 7200, 3600).unwrap();
+        let old = issue(&k, &subject(), "db", now() - 7200, 3600).unwrap();
         assert!(verify(&old, "db", now(), lookup(&k)).is_none());
     }
 
     #[test]
     fn tampered_payload_is_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
+        let t = issue(&k, &subject(), "db", now(), 3600).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
         let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         claims["sub"] = Uuid::now_v7().to_string().into();
@@ -153,7 +191,7 @@ mod unit {
     #[test]
     fn alg_none_crit_and_garbage_are_rejected() {
         let k = key("k1", 7);
-        let t = issue(&k, Uuid::now_v7(), "a@b.co", "db", now(), 3600).unwrap();
+        let t = issue(&k, &subject(), "db", now(), 3600).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
         let none = b64(&serde_json::json!({"alg": "none", "kid": "k1"}));
         assert!(verify(&format!("{none}.{}.", parts[1]), "db", now(), lookup(&k)).is_none());

@@ -1,0 +1,285 @@
+//! Account administration: activation, manual locks, passwords, email verification, and the
+//! backend's view of every user. Who may call each function is part of its contract (see
+//! docs/api.md, "Account administration").
+
+use crate::audit::record;
+use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write};
+use crate::errors::{AuthError, OrRaise, required};
+use crate::identity::require_user;
+use crate::passwords;
+use crate::settings::RESET_TOKEN_MAX_AGE;
+use crate::tenancy::{Caller, caller};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pgrx::JsonB;
+use pgrx::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+const PASSWORD_RESET: &str = "password_reset";
+const EMAIL_VERIFICATION: &str = "email_verification";
+
+fn require_trusted_backend(what: &str) {
+    if caller().or_raise() != Caller::TrustedBackend {
+        AuthError::PermissionDenied(format!("{what} is for the trusted application backend only")).raise();
+    }
+}
+
+fn user_not_found(user: Uuid) -> AuthError {
+    AuthError::NotFound(format!("user {user} not found"))
+}
+
+fn require_live_user(user: Uuid) {
+    if read_one::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()]) != Some(true) {
+        user_not_found(user).raise();
+    }
+}
+
+/// The trusted backend, or an owner or admin of every live tenant the user belongs to. A user
+/// who shares no tenant with the caller is reported as not found.
+fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
+    require_live_user(user);
+    let me = match caller().or_raise() {
+        Caller::TrustedBackend => return None,
+        Caller::User(me) => me,
+    };
+    let (shared, administered, total) = read_row(
+        "SELECT count(mine.user_id), count(*) FILTER (WHERE mine.roles && ARRAY['owner', 'admin']), count(*)
+           FROM nile_auth.tenant_users theirs
+           JOIN nile_auth.tenants t ON t.id = theirs.tenant_id AND t.deleted IS NULL
+           LEFT JOIN nile_auth.tenant_users mine
+                  ON mine.tenant_id = theirs.tenant_id AND mine.user_id = $2 AND mine.deleted IS NULL
+          WHERE theirs.user_id = $1 AND theirs.deleted IS NULL",
+        &[to_pg(user).into(), to_pg(me).into()],
+        |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<i64>(2)?.unwrap_or(0), row.get::<i64>(3)?.unwrap_or(0))),
+    )
+    .unwrap_or((0, 0, 0));
+    if shared == 0 && me != user {
+        user_not_found(user).raise();
+    }
+    if total == 0 || administered < total {
+        AuthError::PermissionDenied(format!(
+            "only the trusted backend, or an owner or admin of every tenant of user {user}, may do this"
+        ))
+        .raise();
+    }
+    Some(me)
+}
+
+/// Ends every token issued before now for `user`.
+fn revoke_tokens(user: Uuid) {
+    write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
+}
+
+fn store_password(user: Uuid, new_password: &str) {
+    passwords::check_password_policy(new_password, crate::accounts::min_password_chars()).or_raise();
+    write(
+        "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
+        &[to_pg(user).into(), passwords::hash_password(new_password).or_raise().into()],
+    );
+    revoke_tokens(user);
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn deactivate_user(user_id: Option<pgrx::Uuid>) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let actor = authorize_account_admin(user);
+    write("UPDATE nile_auth.users SET deactivated = now(), updated = now() WHERE id = $1 AND deactivated IS NULL", &[to_pg(user).into()]);
+    revoke_tokens(user);
+    record("user.deactivated", actor, None, Some(&user.to_string()), json!({}));
+    true
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn activate_user(user_id: Option<pgrx::Uuid>) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let actor = authorize_account_admin(user);
+    write("UPDATE nile_auth.users SET deactivated = NULL, updated = now() WHERE id = $1", &[to_pg(user).into()]);
+    record("user.activated", actor, None, Some(&user.to_string()), json!({}));
+    true
+}
+
+/// Locks an account until `unlock_account`: logins fail exactly like a wrong password.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn lock_account(user_id: Option<pgrx::Uuid>) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    require_trusted_backend("lock_account");
+    require_live_user(user);
+    write("UPDATE nile_auth.credentials SET locked_until = 'infinity' WHERE user_id = $1", &[to_pg(user).into()]);
+    record("account.locked", None, None, Some(&user.to_string()), json!({"manual": true}));
+    true
+}
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn unlock_account(user_id: Option<pgrx::Uuid>) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    require_trusted_backend("unlock_account");
+    require_live_user(user);
+    write(
+        "UPDATE nile_auth.credentials SET locked_until = NULL, failed_logins = 0, last_failed_login = NULL WHERE user_id = $1",
+        &[to_pg(user).into()],
+    );
+    record("account.unlocked", None, None, Some(&user.to_string()), json!({}));
+    true
+}
+
+/// Changes the current user's password. Tokens issued before are revoked, the caller's own
+/// included, so a fresh token is returned (`{"id", "token"}` as from login).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> JsonB {
+    let old_password = required(old_password, "old_password").or_raise();
+    let new_password = required(new_password, "new_password").or_raise();
+    let user = require_user().or_raise();
+    let (hash, email) = read_row(
+        "SELECT c.password_hash, u.email FROM nile_auth.credentials c JOIN nile_auth.users u ON u.id = c.user_id WHERE c.user_id = $1",
+        &[to_pg(user).into()],
+        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
+    )
+    .unwrap_or_default();
+    if old_password.len() > passwords::MAX_PASSWORD_BYTES || !passwords::verify_password(old_password, &hash) {
+        AuthError::InvalidCredentials.raise();
+    }
+    store_password(user, new_password);
+    record("password.changed", Some(user), None, Some(&user.to_string()), json!({}));
+    let token = crate::accounts::access_token(&crate::tokens::Subject { user_id: user, email: &email, tenant: None });
+    JsonB(json!({"id": user, "token": token}))
+}
+
+/// Sets a user's password as the trusted backend (no old password needed).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_password(user_id: Option<pgrx::Uuid>, new_password: Option<&str>) -> bool {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let new_password = required(new_password, "new_password").or_raise();
+    require_trusted_backend("set_password");
+    require_live_user(user);
+    store_password(user, new_password);
+    record("password.set", None, None, Some(&user.to_string()), json!({}));
+    true
+}
+
+/// A new one-time token for `user`: 256 random bits, shown once; only its SHA-256 is stored.
+/// Earlier unused tokens of the same purpose stop working.
+fn issue_one_time_token(user: Uuid, purpose: &str, email: &str) -> String {
+    let token = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>().or_raise());
+    write(
+        "UPDATE nile_auth.one_time_tokens SET used = now() WHERE user_id = $1 AND purpose = $2 AND used IS NULL",
+        &[to_pg(user).into(), purpose.into()],
+    );
+    write(
+        "INSERT INTO nile_auth.one_time_tokens (token_hash, user_id, purpose, email, expires)
+         VALUES (sha256(convert_to($1, 'UTF8')), $2, $3, $4, now() + make_interval(secs => $5))",
+        &[token.as_str().into(), to_pg(user).into(), purpose.into(), email.into(), f64::from(RESET_TOKEN_MAX_AGE.get()).into()],
+    );
+    token
+}
+
+/// Uses a one-time token: returns its user and email, or 28000 if it is unknown, used, expired
+/// or of another purpose. The UPDATE makes use exactly-once even under concurrency.
+fn consume_one_time_token(token: &str, purpose: &str) -> (Uuid, String) {
+    let row = Spi::connect_mut(|client| {
+        let mut rows = client.update(
+            "UPDATE nile_auth.one_time_tokens SET used = now()
+              WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND purpose = $2 AND used IS NULL AND expires > now()
+             RETURNING user_id, email",
+            Some(1),
+            &[token.into(), purpose.into()],
+        )?;
+        rows.next().map(|row| Ok::<_, pgrx::spi::Error>((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?))).transpose()
+    })
+    .or_raise();
+    match row {
+        Some((Some(user), Some(email))) => (from_pg(user), email),
+        _ => AuthError::InvalidToken.raise(),
+    }
+}
+
+/// For the trusted backend: a one-time password reset token to mail to `email`, or NULL when no
+/// live user has that email (no error, so the caller's response need not differ).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn request_password_reset(email: Option<&str>) -> Option<String> {
+    let email = required(email, "email").or_raise();
+    require_trusted_backend("request_password_reset");
+    let (user, stored_email) = read_row(
+        "SELECT id, email FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
+        &[email.into()],
+        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?)),
+    )
+    .and_then(|(u, e)| Some((from_pg(u?), e?)))?;
+    let token = issue_one_time_token(user, PASSWORD_RESET, &stored_email);
+    record("password.reset_requested", None, None, Some(&user.to_string()), json!({}));
+    Some(token)
+}
+
+/// Sets a new password with a reset token. Revokes earlier tokens and clears a lockout from
+/// failed logins (not a manual lock).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn reset_password(token: Option<&str>, new_password: Option<&str>) -> bool {
+    let token = required(token, "token").or_raise();
+    let new_password = required(new_password, "new_password").or_raise();
+    passwords::check_password_policy(new_password, crate::accounts::min_password_chars()).or_raise();
+    let (user, _) = consume_one_time_token(token, PASSWORD_RESET);
+    store_password(user, new_password);
+    write(
+        "UPDATE nile_auth.credentials SET failed_logins = 0, last_failed_login = NULL,
+                locked_until = CASE WHEN locked_until = 'infinity' THEN locked_until END
+          WHERE user_id = $1",
+        &[to_pg(user).into()],
+    );
+    record("password.reset", Some(user), None, Some(&user.to_string()), json!({}));
+    true
+}
+
+/// A one-time token proving the current user's email address, to be mailed to it.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn request_email_verification() -> String {
+    let user = require_user().or_raise();
+    let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1", &[to_pg(user).into()])
+        .unwrap_or_else(|| user_not_found(user).raise());
+    let token = issue_one_time_token(user, EMAIL_VERIFICATION, &email);
+    record("email.verification_requested", Some(user), None, Some(&user.to_string()), json!({}));
+    token
+}
+
+/// Marks the email the token was issued for as verified. Needs no session identity: the token
+/// is the proof. A token for an address the user has since changed verifies nothing (28000).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_email(token: Option<&str>) -> bool {
+    let token = required(token, "token").or_raise();
+    let (user, email) = consume_one_time_token(token, EMAIL_VERIFICATION);
+    let updated = Spi::get_one_with_args::<bool>(
+        "UPDATE nile_auth.users SET email_verified = now(), updated = now()
+          WHERE id = $1 AND email = $2 AND deleted IS NULL RETURNING true",
+        &[to_pg(user).into(), email.as_str().into()],
+    )
+    .or_raise();
+    if updated != Some(true) {
+        AuthError::InvalidToken.raise();
+    }
+    record("email.verified", Some(user), None, Some(&user.to_string()), json!({}));
+    true
+}
+
+/// `list_users(true)`: every live user, for the trusted backend (Nexla's access_role=all);
+/// `list_users(false)` is `list_users()`.
+#[pg_extern(security_definer, stable, name = "list_users")]
+#[search_path(pg_catalog, pg_temp)]
+fn list_users_all(all: Option<bool>) -> SetOfIterator<'static, JsonB> {
+    if !required(all, "all").or_raise() {
+        return crate::tenancy::list_current_tenant_users();
+    }
+    require_trusted_backend("list_users(true)");
+    SetOfIterator::new(read_all::<JsonB>(
+        "SELECT nile_auth._user_json(u) FROM nile_auth.users u WHERE u.deleted IS NULL ORDER BY u.created, u.id",
+        &[],
+    ))
+}

@@ -1,0 +1,142 @@
+//! Per-user API keys (Nexla's per-user and per-membership keys). The secret is shown once at
+//! creation; only its SHA-256 is stored, with a short prefix to recognise it in listings. A key
+//! bound to a tenant mints tokens limited to that tenant.
+
+use crate::audit::record;
+use crate::db::{from_pg, read_all, read_row, to_pg, write};
+use crate::errors::{AuthError, OrRaise, required};
+use crate::identity::require_user;
+use crate::tenancy::{Caller, access, caller};
+use crate::tokens::Subject;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pgrx::JsonB;
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use serde_json::json;
+
+/// Recognisable in logs and secret scanners.
+const KEY_PREFIX: &str = "nak_";
+/// Characters of the key kept in clear for listings: the marker and 8 random characters.
+const SHOWN_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
+
+const KEY_JSON: &str = "jsonb_build_object('id', id, 'name', name, 'prefix', prefix, 'tenantId', tenant_id,
+        'created', created, 'expires', expires, 'revoked', revoked, 'lastUsed', last_used)";
+
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_api_key(
+    name: Option<&str>,
+    tenant_id: default!(Option<pgrx::Uuid>, "NULL"),
+    expires_in: default!(Option<Interval>, "NULL"),
+) -> JsonB {
+    let name = required(name, "name").or_raise();
+    if name.trim().is_empty() {
+        AuthError::InvalidParameter("API key name must not be empty".into()).raise();
+    }
+    let user = require_user().or_raise();
+    let tenant = tenant_id.map(from_pg);
+    if let Some(tenant) = tenant {
+        access(tenant); // P0002 unless the user is a member
+    }
+    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>().or_raise()));
+    let row = Spi::connect_mut(|client| {
+        let mut rows = client.update(
+            &format!(
+                "INSERT INTO nile_auth.api_keys (user_id, tenant_id, name, prefix, key_hash, expires)
+                 SELECT $1, $2, $3, $4, sha256(convert_to($5, 'UTF8')), now() + $6
+                  WHERE $6 IS NULL OR now() + $6 > now()
+                 RETURNING id, {KEY_JSON}"
+            ),
+            Some(1),
+            &[
+                to_pg(user).into(),
+                tenant.map(to_pg).into(),
+                name.into(),
+                key[..SHOWN_PREFIX_LEN].into(),
+                key.as_str().into(),
+                expires_in.into(),
+            ],
+        )?;
+        rows.next().map(|r| Ok::<_, pgrx::spi::Error>((r.get::<pgrx::Uuid>(1)?, r.get::<JsonB>(2)?))).transpose()
+    })
+    .or_raise();
+    let Some((Some(id), Some(JsonB(mut json)))) = row else {
+        AuthError::InvalidParameter("expires_in must be a positive interval".into()).raise();
+    };
+    record("api_key.created", Some(user), tenant, Some(&from_pg(id).to_string()), json!({"name": name}));
+    json["key"] = key.into();
+    JsonB(json)
+}
+
+/// The current user's keys, without secrets.
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_api_keys() -> SetOfIterator<'static, JsonB> {
+    let user = require_user().or_raise();
+    SetOfIterator::new(read_all::<JsonB>(
+        &format!("SELECT {KEY_JSON} FROM nile_auth.api_keys WHERE user_id = $1 ORDER BY created, id"),
+        &[to_pg(user).into()],
+    ))
+}
+
+/// Revokes a key: it logs in no more. Users revoke their own keys; the trusted backend any.
+/// Tokens it already minted run to their expiry (nile_auth.token_max_age).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
+    let id = from_pg(required(id, "id").or_raise());
+    let actor = caller().or_raise();
+    let owner = read_row(
+        "SELECT user_id, tenant_id FROM nile_auth.api_keys WHERE id = $1",
+        &[to_pg(id).into()],
+        |row| Ok((row.get::<pgrx::Uuid>(1)?.map(from_pg), row.get::<pgrx::Uuid>(2)?.map(from_pg))),
+    );
+    let (owner, tenant) = match (owner, actor) {
+        (Some((Some(owner), tenant)), Caller::TrustedBackend) => (owner, tenant),
+        (Some((Some(owner), tenant)), Caller::User(me)) if me == owner => (owner, tenant),
+        _ => AuthError::NotFound(format!("API key {id} not found")).raise(),
+    };
+    write("UPDATE nile_auth.api_keys SET revoked = now() WHERE id = $1 AND revoked IS NULL", &[to_pg(id).into()]);
+    record("api_key.revoked", actor.user(), tenant, Some(&id.to_string()), json!({"owner": owner}));
+    true
+}
+
+/// An access token for the key's user, limited to the key's tenant when it has one:
+/// `{"id", "token"}` as from login. 28P01 for an unknown, revoked or expired key, a
+/// deactivated or locked user, or a tenant the user has left.
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn login_with_api_key(key: Option<&str>) -> JsonB {
+    let key = required(key, "key").or_raise();
+    let row = read_row(
+        "SELECT k.id, k.user_id, u.email, k.tenant_id
+           FROM nile_auth.api_keys k
+           JOIN nile_auth.users u ON u.id = k.user_id
+           JOIN nile_auth.credentials c ON c.user_id = k.user_id
+          WHERE k.key_hash = sha256(convert_to($1, 'UTF8'))
+            AND k.revoked IS NULL AND (k.expires IS NULL OR k.expires > now())
+            AND u.deleted IS NULL AND u.deactivated IS NULL
+            AND (c.locked_until IS NULL OR c.locked_until <= now())
+            AND (k.tenant_id IS NULL OR EXISTS (
+                  SELECT FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+                   WHERE tu.tenant_id = k.tenant_id AND tu.user_id = k.user_id
+                     AND tu.deleted IS NULL AND t.deleted IS NULL))",
+        &[key.into()],
+        |row| {
+            Ok((
+                row.get::<pgrx::Uuid>(1)?.map(from_pg),
+                row.get::<pgrx::Uuid>(2)?.map(from_pg),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<pgrx::Uuid>(4)?.map(from_pg),
+            ))
+        },
+    );
+    let Some((Some(key_id), Some(user_id), email, tenant)) = row else {
+        AuthError::InvalidApiKey.raise();
+    };
+    write("UPDATE nile_auth.api_keys SET last_used = now() WHERE id = $1", &[to_pg(key_id).into()]);
+    record("login.api_key", Some(user_id), tenant, Some(&user_id.to_string()), json!({"keyId": key_id}));
+    let token = crate::accounts::access_token(&Subject { user_id, email: &email, tenant });
+    JsonB(json!({"id": user_id, "token": token}))
+}
