@@ -88,7 +88,7 @@ CREATE INDEX api_keys_user_idx ON nile_auth.api_keys (user_id);
 
 -- Append-only audit trail. Never holds a password, token, key or hash.
 CREATE TABLE nile_auth.audit_log (
-    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id        uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),  -- time-ordered; no sequence to lose in a dump
     at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     actor     uuid,            -- the user who acted; NULL for the trusted backend or anonymous
     tenant_id uuid,

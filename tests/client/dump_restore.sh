@@ -34,5 +34,7 @@ check "restored key kept, new key made" "2" \
   "$(q -d nile_dump_dst -c "SELECT count(*) FROM nile_auth.signing_keys WHERE retired IS NULL")"
 check "token for the old database refused here (audience)" "28000" \
   "$(q -d nile_dump_dst -c "DO \$\$ BEGIN PERFORM nile_auth.authenticate('$old_token'); RAISE 'accepted'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | sed -nE 's/.*NOTICE: +//p')"
+check "audit log restored and still appendable" "t" \
+  "$(q -d nile_dump_dst -c "SELECT count(*) FILTER (WHERE event = 'user.signup') = 1 AND count(*) FILTER (WHERE event = 'login.succeeded') >= 2 FROM nile_auth.audit_log")"
 check "a fresh token works in the restored database" "$user_id" \
   "$(q -d nile_dump_dst -c "SELECT nile_auth.authenticate(nile_auth.login('dump@example.com', 'dump test password')->'token'->>'jwt')")"
