@@ -110,6 +110,21 @@ SELECT array_agg(u->>'email' ORDER BY u->>'email') AS list_users_false FROM nile
 RESET nile.auth_token;
 RESET nile.tenant_id;
 
+-- The remaining permission and bad-input cases, one line each.
+SELECT nile_auth.authenticate(:'pete') IS NOT NULL AS pete_in;
+SELECT test_util.try(format('SELECT nile_auth.activate_user(%L)', :'olga_id')) AS member_activates_owner;
+SELECT test_util.try('SELECT nile_auth.list_users(NULL)') AS list_users_null;
+RESET nile.auth_token;
+SELECT test_util.try('SELECT nile_auth.activate_user(NULL)') AS activate_null;
+SELECT test_util.try('SELECT nile_auth.lock_account(NULL)') AS lock_null;
+SELECT test_util.try(format('SELECT nile_auth.unlock_account(%L)', gen_random_uuid())) AS unlock_unknown;
+SELECT test_util.try(format('SELECT nile_auth.set_password(%L, %L)', gen_random_uuid(), 'long enough 1')) AS set_unknown;
+SELECT test_util.try('SELECT nile_auth.request_password_reset(NULL)') AS reset_request_null;
+SELECT test_util.try($$SELECT nile_auth.reset_password(NULL, 'long enough 1')$$) AS reset_null_token;
+SELECT test_util.try('SELECT nile_auth.verify_email(NULL)') AS verify_null;
+SELECT test_util.try('SELECT nile_auth.list_api_keys()') AS list_keys_without_identity;
+SELECT test_util.try('SELECT nile_auth.revoke_api_key(NULL)') AS revoke_null;
+
 -- No secret is readable by an application role or stored in clear.
 SELECT test_util.try('SELECT * FROM nile_auth.one_time_tokens') AS read_one_time_tokens;
 SELECT test_util.try('SELECT * FROM nile_auth.audit_log') AS read_audit_log;
