@@ -15,6 +15,9 @@ REVOKE EXECUTE ON FUNCTION nile_auth.retire_signing_key(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nile_auth.rotate_signing_key() TO nile_auth_admin;
 GRANT EXECUTE ON FUNCTION nile_auth.retire_signing_key(text) TO nile_auth_admin;
 
+-- A CPU-cost oracle for the benchmarks (bench/run.py); not for applications.
+REVOKE EXECUTE ON FUNCTION nile_auth._argon2_verify(text, text) FROM PUBLIC;
+
 -- Cached token verifications in every backend are dropped when keys change or a user is
 -- deleted (see src/identity.rs).
 REVOKE EXECUTE ON FUNCTION nile_auth.invalidate_identity_cache() FROM PUBLIC;
@@ -24,6 +27,23 @@ CREATE TRIGGER invalidate_identity_cache
 CREATE TRIGGER invalidate_identity_cache
     AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_identity_cache();
+
+-- A soft-deleted tenant's memberships end with it, however the tenant was deleted, so a live
+-- membership is one tenant_users row with deleted IS NULL: the per-transaction membership check
+-- (src/tenancy.rs) reads that one row.
+CREATE FUNCTION nile_auth._end_memberships_of_deleted_tenant() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE nile_auth.tenant_users SET deleted = NEW.deleted, updated = now()
+     WHERE tenant_id = NEW.id AND deleted IS NULL;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._end_memberships_of_deleted_tenant() FROM PUBLIC;
+CREATE TRIGGER end_memberships_of_deleted_tenant
+    AFTER UPDATE OF deleted ON nile_auth.tenants
+    FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
+    EXECUTE FUNCTION nile_auth._end_memberships_of_deleted_tenant();
 
 -- The first signing key.
 SELECT nile_auth.rotate_signing_key();

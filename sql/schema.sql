@@ -109,29 +109,31 @@ CREATE TABLE nile_auth.signing_keys (
     retired timestamptz
 );
 
--- The JSON shape of a user (Nile's User object); tenants is the list of tenant ids.
-CREATE FUNCTION nile_auth._user_json(u nile_auth.users) RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_build_object(
-        'id', u.id,
-        'email', u.email,
-        'name', u.name,
-        'givenName', u.given_name,
-        'familyName', u.family_name,
-        'picture', u.picture,
-        'emailVerified', u.email_verified,
-        'created', u.created,
-        'updated', u.updated,
-        'tenants', COALESCE((
-            SELECT jsonb_agg(tu.tenant_id ORDER BY tu.created, tu.tenant_id)
-              FROM nile_auth.tenant_users tu
-              JOIN nile_auth.tenants t ON t.id = tu.tenant_id
-             WHERE tu.user_id = u.id AND tu.deleted IS NULL AND t.deleted IS NULL
-        ), '[]'::jsonb))
-$$;
-REVOKE EXECUTE ON FUNCTION nile_auth._user_json(nile_auth.users) FROM PUBLIC;
+-- The JSON shape of a user (Nile's User object), one row per live user; tenants is the list of
+-- their live tenants' ids, in id order (tenant ids are time-ordered, so roughly creation order).
+-- index yields them sorted, so no sort per user). A view rather than a function: the planner inlines it into each
+-- query (list_users() joins 100 members in one plan instead of 100 function executions).
+-- Private: only the extension's functions read it.
+CREATE VIEW nile_auth._user_profiles AS
+SELECT u.id, u.created,
+       jsonb_build_object(
+           'id', u.id,
+           'email', u.email,
+           'name', u.name,
+           'givenName', u.given_name,
+           'familyName', u.family_name,
+           'picture', u.picture,
+           'emailVerified', u.email_verified,
+           'created', u.created,
+           'updated', u.updated,
+           'tenants', COALESCE(mine.ids, '[]'::jsonb)) AS profile
+  FROM nile_auth.users u
+  LEFT JOIN LATERAL (
+        SELECT jsonb_agg(tu.tenant_id ORDER BY tu.tenant_id) AS ids
+          FROM nile_auth.tenant_users tu
+          JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+         WHERE tu.user_id = u.id AND tu.deleted IS NULL AND t.deleted IS NULL) mine ON true
+ WHERE u.deleted IS NULL;
 
 -- Application roles change nothing directly: every write goes through the functions.
 REVOKE ALL ON ALL TABLES IN SCHEMA nile_auth FROM PUBLIC;

@@ -279,7 +279,7 @@ fn list_users_all(all: Option<bool>) -> SetOfIterator<'static, JsonB> {
     }
     require_trusted_backend("list_users(true)");
     SetOfIterator::new(read_all::<JsonB>(
-        "SELECT nile_auth._user_json(u) FROM nile_auth.users u WHERE u.deleted IS NULL ORDER BY u.created, u.id",
+        "SELECT profile FROM nile_auth._user_profiles ORDER BY created, id",
         &[],
     ))
 }

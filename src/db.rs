@@ -5,7 +5,11 @@
 use crate::errors::OrRaise;
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::prelude::*;
-use pgrx::spi::{SpiHeapTupleData, SpiResult};
+use pgrx::pg_sys::PgOid;
+use pgrx::spi::{OwnedPreparedStatement, SpiHeapTupleData, SpiResult};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The first row of a read-only query, mapped by `f`, or `None` when there is no row.
 pub fn read_row<R>(query: &str, args: &[DatumWithOid], f: impl FnOnce(&SpiHeapTupleData) -> SpiResult<R>) -> Option<R> {
@@ -25,6 +29,56 @@ pub fn read_all<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) ->
     .into_iter()
     .flatten()
     .collect()
+}
+
+thread_local! {
+    /// Plans kept for the backend's lifetime, keyed by query text (see `read_row_prepared`).
+    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+/// Like `read_row`, but the statement is planned once per backend and kept: for the lookups on
+/// hot paths (token verification, membership checks). Callers run under the pinned
+/// `search_path`, and Postgres' plan cache re-plans with the path a plan was made under, so a
+/// kept plan cannot be redirected by a caller's `search_path` later.
+pub fn read_row_prepared<R>(
+    query: &'static str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(&SpiHeapTupleData) -> SpiResult<R>,
+) -> Option<R> {
+    Spi::connect(|client| {
+        let plan = kept_plan(client, query, args)?;
+        let mut rows = client.select(&*plan, Some(1), args)?;
+        rows.next().map(|row| f(&row)).transpose()
+    })
+    .or_raise()
+}
+
+/// `read_all` with a kept plan (see `read_row_prepared`); for the listing functions.
+pub fn read_all_prepared<T: FromDatum + IntoDatum>(query: &'static str, args: &[DatumWithOid]) -> Vec<T> {
+    Spi::connect(|client| {
+        let plan = kept_plan(client, query, args)?;
+        client.select(&*plan, None, args)?.map(|row| row.get::<T>(1)).collect::<Result<Vec<_>, _>>()
+    })
+    .or_raise()
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The backend's kept plan for `query`, prepared on first use with the argument types of `args`.
+/// An Rc, so the plan stays alive while it runs without the map staying borrowed.
+fn kept_plan(client: &pgrx::spi::SpiClient, query: &'static str, args: &[DatumWithOid]) -> SpiResult<Rc<OwnedPreparedStatement>> {
+    if let Some(plan) = PLANS.with_borrow(|plans| plans.get(query).cloned()) {
+        return Ok(plan);
+    }
+    let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let plan = Rc::new(client.prepare(query, &types)?.keep());
+    PLANS.with_borrow_mut(|plans| plans.insert(query, plan.clone()));
+    Ok(plan)
+}
+
+pub fn read_one_prepared<T: FromDatum + IntoDatum>(query: &'static str, args: &[DatumWithOid]) -> Option<T> {
+    read_row_prepared(query, args, |row| row.get::<T>(1)).flatten()
 }
 
 pub fn read_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {

@@ -6,7 +6,7 @@
 //! signing key or a user's security state changes in any backend: statement triggers on those
 //! tables send a relcache invalidation, which every backend receives at its next transaction.
 
-use crate::db::{read_one, to_pg};
+use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting};
@@ -87,7 +87,7 @@ fn verify_uncached(token: &str) -> Option<Verified> {
         WATCHED.set(oids);
     }
     let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_secret)?;
-    let valid_after_ms = read_one::<i64>(
+    let valid_after_ms = read_one_prepared::<i64>(
         // floor, as the token's own millisecond is truncated: a token minted in the same
         // millisecond just after a password change must not look older than the change.
         "SELECT COALESCE(floor(extract(epoch FROM tokens_valid_after) * 1000)::bigint, 0)
@@ -156,10 +156,10 @@ fn user_id_sql() -> Option<pgrx::Uuid> {
     current_user_id().map(to_pg)
 }
 
-/// The JSON shape of a user (Nile's User), built by `nile_auth._user_json` in sql/schema.sql.
+/// The JSON shape of a user (Nile's User), from the view `nile_auth._user_profiles`.
 pub fn user_json(user_id: Uuid) -> Option<JsonB> {
     read_one::<JsonB>(
-        "SELECT nile_auth._user_json(u) FROM nile_auth.users u WHERE u.id = $1 AND u.deleted IS NULL",
+        "SELECT profile FROM nile_auth._user_profiles WHERE id = $1",
         &[to_pg(user_id).into()],
     )
 }

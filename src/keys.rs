@@ -23,7 +23,7 @@ pub fn current_signing_key() -> SigningKey {
 /// The secret of a key that may still verify tokens, or `None` if the kid is unknown or retired.
 /// Callers must hold the extension owner's rights (SECURITY DEFINER or `as_extension_owner`).
 pub fn verifying_secret(kid: &str) -> Option<Vec<u8>> {
-    crate::db::read_one::<Vec<u8>>(
+    crate::db::read_one_prepared::<Vec<u8>>(
         "SELECT secret FROM nile_auth.signing_keys WHERE kid = $1 AND retired IS NULL",
         &[kid.into()],
     )

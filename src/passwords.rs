@@ -68,6 +68,13 @@ pub fn verify_against_dummy(password: &str) {
     let _ = verify_password(password, dummy);
 }
 
+/// The bare argon2id verification login performs, exposed so benchmarks can compare login
+/// with it in the same process. Superuser only (see sql/finalize.sql): it is a CPU-cost oracle.
+#[pgrx::pg_extern(name = "_argon2_verify", immutable, parallel_safe)]
+fn argon2_verify_sql(password: &str, phc: &str) -> bool {
+    verify_password(password, phc)
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

@@ -29,9 +29,14 @@ fn extension_owner() -> pg_sys::Oid {
     owner
 }
 
-/// Runs `f` as the extension owner with `search_path = pg_catalog, pg_temp`, then restores the
+/// Runs `f` as the extension owner with only `pg_catalog` on the search path, then restores the
 /// caller's identity and path. If `f` raises an error, (sub)transaction abort restores both, as
 /// it does for SECURITY DEFINER functions.
+///
+/// The path is pushed as an override (PG15's PushOverrideSearchPath, what SPI and the plan cache
+/// use) rather than set as a GUC: a list push and pop instead of parsing and assigning the
+/// setting twice, on a path that runs once per transaction for every end user. Plans kept by
+/// `db::read_row_prepared` are made and run under this same path, so they are never re-planned.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
     let mut saved_user = pg_sys::InvalidOid;
@@ -41,22 +46,17 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
-    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
+    let mut path = pg_sys::OverrideSearchPath {
+        schemas: std::ptr::null_mut(),
+        addCatalog: true,
+        addTemp: false,
+        generation: 0,
+    };
+    // SAFETY: the struct is copied by Postgres; popped below or by (sub)transaction abort.
+    unsafe { pg_sys::PushOverrideSearchPath(&mut path) };
     let result = f();
     unsafe {
-        pg_sys::AtEOXact_GUC(true, nest_level);
+        pg_sys::PopOverrideSearchPath();
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
     }
     result

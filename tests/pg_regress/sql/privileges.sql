@@ -12,7 +12,7 @@ SELECT test_util.try('DELETE FROM nile_auth.tenant_users') AS delete_tenant_user
 SELECT test_util.try($$INSERT INTO nile_auth.credentials VALUES (gen_random_uuid(), 'x')$$) AS insert_credentials;
 SELECT test_util.try($$UPDATE nile_auth.signing_keys SET retired = NULL$$) AS update_signing_keys;
 SELECT test_util.try('TRUNCATE nile_auth.signing_keys') AS truncate_signing_keys;
-SELECT test_util.try('SELECT nile_auth._user_json(NULL::nile_auth.users)') AS private_helper;
+SELECT test_util.try('SELECT * FROM nile_auth._user_profiles') AS private_view;
 -- Settings that protect everyone are the superuser's. Before the library is loaded in a
 -- session, SET only makes a placeholder; loading the library rejects it (WARNING) and the
 -- configured value stands. Once loaded, SET fails outright.

@@ -47,8 +47,9 @@ SELECT c.relname, c.oid = ANY (e.extconfig) AS dumped
  WHERE c.relnamespace = 'nile_auth'::regnamespace AND c.relkind = 'r' AND e.extname = 'nile_auth'
  ORDER BY 1;
 
--- Every function that reads private tables is SECURITY DEFINER with a pinned search_path;
--- user_id() is the deliberate exception (see docs/api.md, "Security model").
+-- Every function that reads private tables is SECURITY DEFINER with a pinned search_path. The
+-- documented exceptions (docs/api.md, "Security model") are the functions policies call
+-- (user_id, tenant_id, is_trusted_backend), set_tenant and enable/disable_tenant_isolation.
 SELECT p.proname, p.prosecdef AS security_definer, p.proconfig, p.provolatile
   FROM pg_proc p
  WHERE p.pronamespace = 'nile_auth'::regnamespace

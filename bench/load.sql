@@ -1,0 +1,73 @@
+-- Loads the benchmark dataset (psql variables: tenants, users, rows, app_role, password).
+-- Rows go straight into the extension's tables as superuser: signing up a million users would
+-- mean a million argon2 hashes. Every bench user shares one real hash of :password.
+SET client_min_messages = warning;
+CREATE EXTENSION nile_auth;
+CREATE EXTENSION pgcrypto;
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') AS create_role \gset
+\if :create_role
+CREATE ROLE :app_role LOGIN;
+\endif
+GRANT USAGE ON SCHEMA nile_auth TO :app_role;
+
+CREATE TABLE bench_tenants (n int PRIMARY KEY, id uuid NOT NULL UNIQUE);
+INSERT INTO bench_tenants SELECT n, nile_auth.uuid_generate_v7() FROM generate_series(0, :tenants - 1) n;
+INSERT INTO nile_auth.tenants (id, name) SELECT id, 'tenant ' || n FROM bench_tenants;
+
+CREATE TABLE bench_users (n int PRIMARY KEY, id uuid NOT NULL UNIQUE);
+INSERT INTO bench_users SELECT n, nile_auth.uuid_generate_v7() FROM generate_series(0, :users - 1) n;
+INSERT INTO nile_auth.users (id, email, name) SELECT id, 'user' || n || '@bench.test', 'User ' || n FROM bench_users;
+SELECT nile_auth.signup('template@bench.test', :password) IS NOT NULL AS ignored \gset
+INSERT INTO nile_auth.credentials (user_id, password_hash)
+SELECT u.id, c.password_hash
+  FROM bench_users u, nile_auth.credentials c JOIN nile_auth.users t ON t.id = c.user_id
+ WHERE t.email = 'template@bench.test';
+
+-- Each user is in two tenants: n mod T (so user k is in tenant k) and (7n + 1) mod T.
+INSERT INTO nile_auth.tenant_users (tenant_id, user_id)
+SELECT t.id, u.id FROM bench_users u JOIN bench_tenants t ON t.n = u.n % :tenants
+UNION ALL
+SELECT t.id, u.id FROM bench_users u JOIN bench_tenants t ON t.n = (u.n * 7 + 1) % :tenants
+ WHERE (u.n * 7 + 1) % :tenants <> u.n % :tenants;
+
+-- For arm 6: a tenant of 100 members, and a user in 20 tenants.
+INSERT INTO nile_auth.tenants (name) VALUES ('big');
+INSERT INTO nile_auth.tenant_users (tenant_id, user_id)
+SELECT (SELECT id FROM nile_auth.tenants WHERE name = 'big'), id FROM bench_users WHERE n < 100;
+SELECT nile_auth.signup('multi@bench.test', :password) IS NOT NULL AS ignored \gset
+INSERT INTO nile_auth.tenant_users (tenant_id, user_id)
+SELECT t.id, u.id FROM bench_tenants t, nile_auth.users u WHERE u.email = 'multi@bench.test' AND t.n < 20;
+
+-- The application table, rows spread evenly over the tenants with ids grouped by tenant, and
+-- the same rows in a table without row-level security for the baselines.
+CREATE TABLE items (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, payload text NOT NULL);
+INSERT INTO items
+SELECT g, t.id, md5(g::text) FROM generate_series(0, :rows - 1) g
+  JOIN bench_tenants t ON t.n = g / (:rows / :tenants);
+CREATE INDEX items_tenant_id_id ON items (tenant_id, id);
+CREATE TABLE items_plain (LIKE items INCLUDING INDEXES);
+INSERT INTO items_plain SELECT * FROM items;
+SELECT nile_auth.enable_tenant_isolation('items') AS ignored \gset
+GRANT SELECT ON items, items_plain, bench_tenants TO :app_role;
+
+-- Arm 4, uncached identity: a distinct valid token per user, signed here with the current key.
+CREATE FUNCTION bench_b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT rtrim(translate(encode(b, 'base64'), E'+/\n', '-_'), '=') $$;
+CREATE TABLE bench_tokens (n int PRIMARY KEY, token text NOT NULL);
+INSERT INTO bench_tokens
+SELECT u.n, s || '.' || bench_b64url(hmac(convert_to(s, 'utf8'), k.secret, 'sha256'))
+  FROM (SELECT kid, secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1) k,
+       LATERAL (SELECT n, id FROM bench_users WHERE n <= 2000) u,
+       LATERAL (SELECT bench_b64url(convert_to(jsonb_build_object('alg', 'HS256', 'typ', 'JWT', 'kid', k.kid)::text, 'utf8'))
+                || '.' || bench_b64url(convert_to(jsonb_build_object(
+                   'sub', u.id, 'email', 'user' || u.n || '@bench.test',
+                   'iat', extract(epoch FROM now())::bigint, 'nbf', extract(epoch FROM now())::bigint,
+                   'exp', extract(epoch FROM now())::bigint + 86400, 'jti', nile_auth.uuid_generate_v7(),
+                   'iss', 'nile_auth', 'aud', current_database())::text, 'utf8')) AS s) parts;
+GRANT SELECT ON bench_tokens TO :app_role;
+CREATE FUNCTION bench_identity(i int) RETURNS uuid LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE n = i), true);
+    RETURN nile_auth.user_id();
+END $$;
+ANALYZE;

@@ -1,0 +1,1 @@
+SELECT nile_auth._argon2_verify(:password, :phc);

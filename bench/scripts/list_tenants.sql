@@ -1,0 +1,1 @@
+SELECT count(*) FROM nile_auth.list_tenants();

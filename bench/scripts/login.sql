@@ -1,0 +1,1 @@
+SELECT nile_auth.login(:email, :password);

@@ -1,0 +1,1 @@
+SELECT id, payload FROM items ORDER BY id LIMIT 50;

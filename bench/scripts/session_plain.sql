@@ -1,0 +1,6 @@
+\set id :base + random(0, :rpt - 1)
+\startpipeline
+BEGIN;
+SELECT payload FROM items_plain WHERE tenant_id = :tid AND id = :id;
+COMMIT;
+\endpipeline

@@ -1,0 +1,1 @@
+SELECT nile_auth.tenant_id();

@@ -1,0 +1,1 @@
+SELECT nile_auth.user_id();
