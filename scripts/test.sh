@@ -3,6 +3,7 @@
 #   1. Rust unit tests and #[pg_test]s  (cargo pgrx test, in pgrx's own server)
 #   2. the pg_regress suite             (tests/pg_regress, against a private server)
 #   3. client tests                     (tests/client/*.sh, against the same server)
+#   4. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
 # Prints one closing line "N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,16 @@ for t in tests/client/*.sh; do
     echo "FAILED  $t"; cat "$LOGS/$(basename "$t").log"; failed=$((failed + 1))
   fi
 done
+
+echo "== benchmark runner smoke test (numbers not judged: bench/run.py --quick)"
+bash scripts/cluster.sh stop "$WORK"
+trap - EXIT
+if python3 bench/run.py --quick --no-build --dir "$WORK-bench" --port "$((PORT + 1))" \
+     --out "$LOGS/bench-quick.md" >"$LOGS/bench.log" 2>&1; then
+  echo "ok      bench/run.py --quick"; passed=$((passed + 1))
+else
+  echo "FAILED  bench/run.py --quick"; tail -40 "$LOGS/bench.log"; failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -45,6 +45,7 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     identity::register_invalidation_callback();
+    tenancy::register_invalidation_callback();
 }
 
 /// Required by `cargo pgrx test`.

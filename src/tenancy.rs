@@ -82,16 +82,13 @@ fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
     // SAFETY: called during query execution (an active snapshot exists, or the transaction's is
     // taken); every open, scan and slot below is closed before returning, and an error midway is
     // cleaned up by transaction abort like any executor scan.
+    let Some(TenantUsers { relid, index_oid, deleted_attnum }) = tenant_users_catalog() else {
+        return false;
+    };
     unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"nile_auth".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(c"tenant_users".as_ptr(), namespace);
-        let deleted_attnum = pg_sys::get_attnum(relid, c"deleted".as_ptr());
-        if relid == pg_sys::InvalidOid || deleted_attnum <= 0 {
-            return false;
-        }
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(relid, lock);
-        let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(rel), lock);
+        let index = pg_sys::index_open(index_oid, lock);
         let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
         let key_values = [to_pg(tenant).into_datum(), to_pg(user).into_datum()];
         for (i, value) in key_values.into_iter().enumerate() {
@@ -123,6 +120,56 @@ fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         live
     }
+}
+
+/// Where tenant_users lives, looked up once per backend: three catalog lookups a transaction
+/// saved on the membership check. Dropped when tenant_users' relcache entry is invalidated
+/// (DROP/CREATE EXTENSION gives it a new OID).
+#[derive(Clone, Copy)]
+struct TenantUsers {
+    relid: pg_sys::Oid,
+    index_oid: pg_sys::Oid,
+    deleted_attnum: pg_sys::AttrNumber,
+}
+
+thread_local! {
+    static TENANT_USERS: Cell<Option<TenantUsers>> = const { Cell::new(None) };
+}
+
+fn tenant_users_catalog() -> Option<TenantUsers> {
+    if let Some(found) = TENANT_USERS.get() {
+        return Some(found);
+    }
+    // SAFETY: catalog lookups by name inside a transaction.
+    let found = unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"nile_auth".as_ptr(), false);
+        let relid = pg_sys::get_relname_relid(c"tenant_users".as_ptr(), namespace);
+        if relid == pg_sys::InvalidOid {
+            return None;
+        }
+        let deleted_attnum = pg_sys::get_attnum(relid, c"deleted".as_ptr());
+        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let index_oid = pg_sys::RelationGetPrimaryKeyIndex(rel);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if deleted_attnum <= 0 || index_oid == pg_sys::InvalidOid {
+            return None;
+        }
+        TenantUsers { relid, index_oid, deleted_attnum }
+    };
+    TENANT_USERS.set(Some(found));
+    Some(found)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_tenant_users(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if TENANT_USERS.get().is_some_and(|t| relid == pg_sys::InvalidOid || relid == t.relid) {
+        TENANT_USERS.set(None);
+    }
+}
+
+pub fn register_invalidation_callback() {
+    // SAFETY: called once from _PG_init on the main thread.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_tenant_users), pg_sys::Datum::from(0)) };
 }
 
 fn is_member_cached(user: Uuid, tenant: Uuid) -> bool {
