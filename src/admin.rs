@@ -19,6 +19,12 @@ use uuid::Uuid;
 const PASSWORD_RESET: &str = "password_reset";
 const EMAIL_VERIFICATION: &str = "email_verification";
 
+/// For the backend-only account functions: the caller is the trusted backend and `user` is live.
+fn require_backend_for_live_user(user: Uuid, what: &str) {
+    require_trusted_backend(what);
+    require_live_user(user);
+}
+
 fn require_trusted_backend(what: &str) {
     if caller().or_raise() != Caller::TrustedBackend {
         AuthError::PermissionDenied(format!("{what} is for the trusted application backend only")).raise();
@@ -106,8 +112,7 @@ fn activate_user(user_id: Option<pgrx::Uuid>) -> bool {
 #[search_path(pg_catalog, pg_temp)]
 fn lock_account(user_id: Option<pgrx::Uuid>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
-    require_trusted_backend("lock_account");
-    require_live_user(user);
+    require_backend_for_live_user(user, "lock_account");
     write("UPDATE nile_auth.credentials SET locked_until = 'infinity' WHERE user_id = $1", &[to_pg(user).into()]);
     record("account.locked", None, None, Some(&user.to_string()), json!({"manual": true}));
     true
@@ -117,8 +122,7 @@ fn lock_account(user_id: Option<pgrx::Uuid>) -> bool {
 #[search_path(pg_catalog, pg_temp)]
 fn unlock_account(user_id: Option<pgrx::Uuid>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
-    require_trusted_backend("unlock_account");
-    require_live_user(user);
+    require_backend_for_live_user(user, "unlock_account");
     write(
         "UPDATE nile_auth.credentials SET locked_until = NULL, failed_logins = 0, last_failed_login = NULL WHERE user_id = $1",
         &[to_pg(user).into()],
@@ -156,8 +160,7 @@ fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> Js
 fn set_password(user_id: Option<pgrx::Uuid>, new_password: Option<&str>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let new_password = required(new_password, "new_password").or_raise();
-    require_trusted_backend("set_password");
-    require_live_user(user);
+    require_backend_for_live_user(user, "set_password");
     store_password(user, new_password);
     record("password.set", None, None, Some(&user.to_string()), json!({}));
     true

@@ -79,12 +79,12 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
 /// (sql/finalize.sql), so the membership row alone decides.
 fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
     use pgrx::datum::IntoDatum;
-    // SAFETY: called during query execution (an active snapshot exists, or the transaction's is
-    // taken); every open, scan and slot below is closed before returning, and an error midway is
-    // cleaned up by transaction abort like any executor scan.
     let Some(TenantUsers { relid, index_oid, deleted_attnum }) = tenant_users_catalog() else {
         return false;
     };
+    // SAFETY: called during query execution (an active snapshot exists, or the transaction's is
+    // taken); every open, scan and slot below is closed before returning, and an error midway is
+    // cleaned up by transaction abort like any executor scan.
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(relid, lock);
