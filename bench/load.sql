@@ -57,7 +57,7 @@ CREATE TABLE bench_tokens (n int PRIMARY KEY, token text NOT NULL);
 INSERT INTO bench_tokens
 SELECT u.n, s || '.' || bench_b64url(hmac(convert_to(s, 'utf8'), k.secret, 'sha256'))
   FROM (SELECT kid, secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1) k,
-       LATERAL (SELECT n, id FROM bench_users WHERE n <= 2000) u,
+       LATERAL (SELECT n, id FROM bench_users WHERE n <= 20000) u,
        LATERAL (SELECT bench_b64url(convert_to(jsonb_build_object('alg', 'HS256', 'typ', 'JWT', 'kid', k.kid)::text, 'utf8'))
                 || '.' || bench_b64url(convert_to(jsonb_build_object(
                    'sub', u.id, 'email', 'user' || u.n || '@bench.test',
@@ -69,5 +69,22 @@ CREATE FUNCTION bench_identity(i int) RETURNS uuid LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE n = i), true);
     RETURN nile_auth.user_id();
+END $$;
+-- Arm 4, uncached tenant: user i's token and user i's first tenant (i mod tenants), so with
+-- a new i each call both the token and the membership are seen for the first time.
+CREATE FUNCTION bench_tenant(i int) RETURNS uuid LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE n = i), true);
+    PERFORM set_config('nile.tenant_id', (SELECT id::text FROM bench_tenants
+                                              WHERE n = i % (SELECT max(n) + 1 FROM bench_tenants)), true);
+    RETURN nile_auth.tenant_id();
+END $$;
+-- Seconds taken by count(expr) over n rows, timed inside the server.
+CREATE FUNCTION bench_seconds(expr text, n int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE format('SELECT count(%s) FROM generate_series(1, %s) g', expr, n);
+    RETURN extract(epoch FROM clock_timestamp() - started);
 END $$;
 ANALYZE;

@@ -18,18 +18,29 @@ GRANT EXECUTE ON FUNCTION nile_auth.retire_signing_key(text) TO nile_auth_admin;
 -- A CPU-cost oracle for the benchmarks (bench/run.py); not for applications.
 REVOKE EXECUTE ON FUNCTION nile_auth._argon2_verify(text, text) FROM PUBLIC;
 
--- Cached token verifications in every backend are dropped when keys change or a user is
--- deleted (see src/identity.rs).
-REVOKE EXECUTE ON FUNCTION nile_auth.invalidate_identity_cache() FROM PUBLIC;
-CREATE TRIGGER invalidate_identity_cache
+-- Backends cache verified tokens and live memberships across transactions (src/identity.rs,
+-- src/tenancy.rs). These triggers make every backend drop them when keys change, a user is
+-- deleted, deactivated or revokes tokens, or a membership ends (src/invalidation.rs).
+REVOKE EXECUTE ON FUNCTION nile_auth.invalidate_backend_caches() FROM PUBLIC;
+CREATE TRIGGER invalidate_backend_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nile_auth.signing_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_identity_cache();
-CREATE TRIGGER invalidate_identity_cache
+    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+CREATE TRIGGER invalidate_backend_caches
     AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
-    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_identity_cache();
+    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+-- Only an ended or moved membership matters (only live ones are cached), so adding members
+-- and changing roles send nothing.
+CREATE TRIGGER invalidate_backend_caches_on_end
+    AFTER UPDATE ON nile_auth.tenant_users
+    FOR EACH ROW WHEN (OLD.deleted IS NULL AND (NEW.deleted IS NOT NULL OR NEW.tenant_id <> OLD.tenant_id
+                                                OR NEW.user_id <> OLD.user_id))
+    EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+CREATE TRIGGER invalidate_backend_caches
+    AFTER DELETE OR TRUNCATE ON nile_auth.tenant_users
+    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
 
 -- A soft-deleted tenant's memberships end with it, however the tenant was deleted, so a live
--- membership is one tenant_users row with deleted IS NULL: the per-transaction membership check
+-- membership is one tenant_users row with deleted IS NULL: the membership check
 -- (src/tenancy.rs) reads that one row.
 CREATE FUNCTION nile_auth._end_memberships_of_deleted_tenant() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

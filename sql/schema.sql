@@ -110,29 +110,22 @@ CREATE TABLE nile_auth.signing_keys (
 );
 
 -- The JSON shape of a user (Nile's User object), one row per live user; tenants is the list of
--- their live tenants' ids, in id order (tenant ids are time-ordered, so roughly creation order).
--- index yields them sorted, so no sort per user). A view rather than a function: the planner inlines it into each
--- query (list_users() joins 100 members in one plan instead of 100 function executions).
--- Private: only the extension's functions read it.
+-- their live tenants' ids in id order (tenant ids are time-ordered, so roughly creation order;
+-- the (user_id, tenant_id) index yields them sorted). A view rather than a function: the planner
+-- inlines it into each query (list_users() joins 100 members in one plan instead of 100
+-- function executions). Private: only the extension's functions read it.
 CREATE VIEW nile_auth._user_profiles AS
-SELECT u.id, u.created,
-       jsonb_build_object(
-           'id', u.id,
-           'email', u.email,
-           'name', u.name,
-           'givenName', u.given_name,
-           'familyName', u.family_name,
-           'picture', u.picture,
-           'emailVerified', u.email_verified,
-           'created', u.created,
-           'updated', u.updated,
-           'tenants', COALESCE(mine.ids, '[]'::jsonb)) AS profile
+SELECT u.id, u.created, to_jsonb(p) AS profile
   FROM nile_auth.users u
-  LEFT JOIN LATERAL (
-        SELECT jsonb_agg(tu.tenant_id ORDER BY tu.tenant_id) AS ids
-          FROM nile_auth.tenant_users tu
-          JOIN nile_auth.tenants t ON t.id = tu.tenant_id
-         WHERE tu.user_id = u.id AND tu.deleted IS NULL AND t.deleted IS NULL) mine ON true
+ CROSS JOIN LATERAL (
+       -- to_jsonb of a row: measurably cheaper per user than jsonb_build_object.
+       SELECT u.id, u.email, u.name, u.given_name AS "givenName", u.family_name AS "familyName",
+              u.picture, u.email_verified AS "emailVerified", u.created, u.updated,
+              -- A deleted tenant's memberships are ended with it (sql/finalize.sql), so live
+              -- memberships alone give the user's live tenants.
+              ARRAY(SELECT tu.tenant_id FROM nile_auth.tenant_users tu
+                     WHERE tu.user_id = u.id AND tu.deleted IS NULL
+                     ORDER BY tu.tenant_id) AS tenants) p
  WHERE u.deleted IS NULL;
 
 -- Application roles change nothing directly: every write goes through the functions.

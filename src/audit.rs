@@ -1,7 +1,7 @@
 //! The append-only audit log: one writer for every event, and `audit_events` to read it.
 //! Entries never contain a password, token, key or hash: callers pass ids, emails and names.
 
-use crate::db::{read_all, to_pg, write};
+use crate::db::{read_all, to_pg, write_prepared};
 use crate::errors::{AuthError, OrRaise};
 use crate::tenancy::{Caller, access, caller};
 use pgrx::JsonB;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// Appends one event. Runs inside the caller's transaction: it is kept exactly when the change
 /// it describes is kept (failed logins are written by the lockout worker, see `lockout`).
 pub fn record(event: &str, actor: Option<Uuid>, tenant: Option<Uuid>, target: Option<&str>, details: serde_json::Value) {
-    write(
+    write_prepared(
         "INSERT INTO nile_auth.audit_log (actor, tenant_id, event, target, details) VALUES ($1, $2, $3, $4, $5)",
         &[actor.map(to_pg).into(), tenant.map(to_pg).into(), event.into(), target.into(), JsonB(details).into()],
     );

@@ -46,7 +46,7 @@ pub fn read_row_prepared<R>(
     f: impl FnOnce(&SpiHeapTupleData) -> SpiResult<R>,
 ) -> Option<R> {
     Spi::connect(|client| {
-        let plan = kept_plan(client, query, args)?;
+        let plan = kept_plan(client, query, args, false)?;
         let mut rows = client.select(&*plan, Some(1), args)?;
         rows.next().map(|row| f(&row)).transpose()
     })
@@ -56,7 +56,7 @@ pub fn read_row_prepared<R>(
 /// `read_all` with a kept plan (see `read_row_prepared`); for the listing functions.
 pub fn read_all_prepared<T: FromDatum + IntoDatum>(query: &'static str, args: &[DatumWithOid]) -> Vec<T> {
     Spi::connect(|client| {
-        let plan = kept_plan(client, query, args)?;
+        let plan = kept_plan(client, query, args, false)?;
         client.select(&*plan, None, args)?.map(|row| row.get::<T>(1)).collect::<Result<Vec<_>, _>>()
     })
     .or_raise()
@@ -67,12 +67,18 @@ pub fn read_all_prepared<T: FromDatum + IntoDatum>(query: &'static str, args: &[
 
 /// The backend's kept plan for `query`, prepared on first use with the argument types of `args`.
 /// An Rc, so the plan stays alive while it runs without the map staying borrowed.
-fn kept_plan(client: &pgrx::spi::SpiClient, query: &'static str, args: &[DatumWithOid]) -> SpiResult<Rc<OwnedPreparedStatement>> {
+fn kept_plan(
+    client: &pgrx::spi::SpiClient,
+    query: &'static str,
+    args: &[DatumWithOid],
+    mutating: bool,
+) -> SpiResult<Rc<OwnedPreparedStatement>> {
     if let Some(plan) = PLANS.with_borrow(|plans| plans.get(query).cloned()) {
         return Ok(plan);
     }
     let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-    let plan = Rc::new(client.prepare(query, &types)?.keep());
+    let prepared = if mutating { client.prepare_mut(query, &types)? } else { client.prepare(query, &types)? };
+    let plan = Rc::new(prepared.keep());
     PLANS.with_borrow_mut(|plans| plans.insert(query, plan.clone()));
     Ok(plan)
 }
@@ -87,6 +93,16 @@ pub fn read_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) ->
 
 pub fn write(query: &str, args: &[DatumWithOid]) {
     Spi::run_with_args(query, args).or_raise()
+}
+
+/// `write` with a kept plan (see `read_row_prepared`); for writes on the membership and audit
+/// paths, which run on every membership change.
+pub fn write_prepared(query: &'static str, args: &[DatumWithOid]) {
+    Spi::connect_mut(|client| {
+        let plan = kept_plan(client, query, args, true)?;
+        client.update(&*plan, None, args).map(drop)
+    })
+    .or_raise()
 }
 
 pub fn to_pg(id: uuid::Uuid) -> pgrx::Uuid {

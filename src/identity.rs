@@ -3,8 +3,7 @@
 //! types into a setting is believed without verification.
 //!
 //! Verified tokens are cached per backend, keyed by the token text. The cache is dropped when a
-//! signing key or a user's security state changes in any backend: statement triggers on those
-//! tables send a relcache invalidation, which every backend receives at its next transaction.
+//! signing key or a user's security state changes in any backend (see `invalidation`).
 
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
@@ -28,6 +27,8 @@ thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(0) };
     static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
     static CACHE: RefCell<(u64, HashMap<String, Verified>)> = RefCell::new((0, HashMap::new()));
+    /// The last token looked up: (epoch, text, result).
+    static LAST: RefCell<Option<(u64, String, Verified)>> = const { RefCell::new(None) };
     static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
@@ -44,18 +45,6 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
 pub fn register_invalidation_callback() {
     // SAFETY: called once from _PG_init on the main thread.
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
-}
-
-/// Statement trigger on the watched tables: tells every backend to drop cached identities once
-/// this transaction commits.
-#[pg_trigger]
-fn invalidate_identity_cache<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, PgTriggerError> {
-    let relid = trigger.relid()?;
-    // SAFETY: a trigger runs inside a transaction; the message is queued for commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-    Ok(None)
 }
 
 fn now_seconds() -> u64 {
@@ -101,26 +90,40 @@ fn verify_uncached(token: &str) -> Option<Verified> {
 pub fn verify_token(token: &str) -> Option<Verified> {
     let epoch = EPOCH.get();
     let now = now_seconds();
+    let usable = |v: &Verified| v.expires_at + LEEWAY_SECONDS >= now;
+    // Policies ask once per row, nearly always about the token asked about last: compare it
+    // instead of hashing it.
+    let last = LAST.with_borrow(|last| {
+        last.as_ref().filter(|(seen, text, v)| *seen == epoch && text == token && usable(v)).map(|(_, _, v)| *v)
+    });
+    if last.is_some() {
+        return last;
+    }
     let hit = CACHE.with_borrow_mut(|(seen, cache)| {
         if *seen != epoch {
             cache.clear();
             *seen = epoch;
         }
-        cache.get(token).filter(|v| v.expires_at + LEEWAY_SECONDS >= now).cloned()
+        cache.get(token).copied().filter(usable)
     });
-    if hit.is_some() {
-        return hit;
-    }
-    let verified = as_extension_owner(|| verify_uncached(token))?;
-    CACHE.with_borrow_mut(|(seen, cache)| {
-        // A key or user change processed during verification makes this result stale already.
-        if *seen == EPOCH.get() {
-            if cache.len() >= MAX_CACHED_TOKENS {
-                cache.clear();
+    let verified = match hit {
+        Some(v) => v,
+        None => {
+            let verified = as_extension_owner(|| verify_uncached(token))?;
+            // A key or user change processed during verification makes this result stale already.
+            if EPOCH.get() != epoch {
+                return Some(verified);
             }
-            cache.insert(token.to_owned(), verified.clone());
+            CACHE.with_borrow_mut(|(_, cache)| {
+                if cache.len() >= MAX_CACHED_TOKENS {
+                    cache.clear();
+                }
+                cache.insert(token.to_owned(), verified);
+            });
+            verified
         }
-    });
+    };
+    LAST.set(Some((epoch, token.to_owned(), verified)));
     Some(verified)
 }
 

@@ -1,9 +1,9 @@
 //! nile_auth: users, tenants and tenant isolation inside PostgreSQL.
 //!
 //! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow,
-//! `sql/builtin_policies.sql` (row-level security on the public tables) once the functions it
-//! calls exist, and `sql/finalize.sql` (privileges on functions, triggers, the first signing
-//! key) last.
+//! `sql/builtin_policies.sql` (row-level security on the public tables) and
+//! `sql/listings.sql` (listings written in PL/pgSQL) once the functions they call exist, and
+//! `sql/finalize.sql` (privileges on functions, triggers, the first signing key) last.
 
 use pgrx::prelude::*;
 
@@ -16,6 +16,7 @@ mod audit;
 mod db;
 mod errors;
 mod identity;
+mod invalidation;
 mod keys;
 mod lockout;
 mod passwords;
@@ -31,6 +32,11 @@ pgrx::extension_sql_file!(
     "../sql/builtin_policies.sql",
     name = "builtin_policies",
     requires = ["schema", identity::user_id_sql, tenancy::tenant_id_sql, tenancy::is_trusted_backend]
+);
+pgrx::extension_sql_file!(
+    "../sql/listings.sql",
+    name = "listings",
+    requires = ["schema", tenancy::require_tenant_id_sql]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

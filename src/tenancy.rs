@@ -6,7 +6,9 @@
 //! may use only tenants the user is a live member of.
 
 use crate::audit::record;
-use crate::db::{from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row, to_pg, write};
+use crate::db::{
+    from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row_prepared, to_pg, write, write_prepared,
+};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::identity::{current_identity, update_profile, user_json};
 use crate::privilege::as_extension_owner;
@@ -14,7 +16,8 @@ use crate::settings::{REQUIRE_TOKEN, TENANT_ID, set_session_setting, with_sessio
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use serde_json::json;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Roles that administer a tenant: remove others, change roles, rename, delete.
@@ -50,16 +53,17 @@ fn caller_and_scope() -> AuthResult<(Caller, Option<Uuid>)> {
     }
 }
 
-fn local_transaction_id() -> u32 {
-    // SAFETY: MyProc is set for every backend that runs SQL.
-    unsafe { (*pg_sys::MyProc).lxid }
-}
-
 thread_local! {
-    /// (local transaction id, user, tenant): a membership verified in this transaction. Kept no
-    /// longer, so a removed member loses access at their next transaction.
-    static MEMBERSHIP: Cell<Option<(u32, Uuid, Uuid)>> = const { Cell::new(None) };
+    /// Live memberships (user, tenant) a probe has confirmed, kept across transactions. Any
+    /// change that can end a membership broadcasts an invalidation of tenant_users
+    /// (sql/finalize.sql, `invalidation`), and the callback below bumps the epoch, so the set is
+    /// dropped before this backend's next transaction uses it: a removed member loses access at
+    /// their next transaction without a probe in every transaction.
+    static MEMBERS: RefCell<(u64, HashSet<(Uuid, Uuid)>)> = RefCell::new((0, HashSet::new()));
+    static MEMBERS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
+/// A bound on the set, so a backend serving many users and tenants stays small.
+const MAX_CACHED_MEMBERSHIPS: usize = 4096;
 
 /// The user's roles in a live tenant they are a live member of; `None` if not a member.
 pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
@@ -72,23 +76,36 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
     })
 }
 
-/// Whether `user` has a live membership in `tenant`: one probe of tenant_users' primary key with
-/// the current snapshot, instead of an SPI query. This runs once per transaction for every end
-/// user, and SPI's executor setup was most of its cost (bench arm 3). Reading the heap directly
-/// needs no privilege switch. A deleted tenant's memberships are ended by a trigger
-/// (sql/finalize.sql), so the membership row alone decides.
-fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
+/// Whether `user` has a live membership in `tenant`, and whether the answer may be cached: one
+/// probe of tenant_users' primary key, instead of an SPI query (SPI's executor setup was most of
+/// the cost in bench arm 3). Reading the heap directly needs no privilege switch. A deleted
+/// tenant's memberships are ended by a trigger (sql/finalize.sql), so the membership row alone
+/// decides.
+///
+/// The probe reads with a snapshot taken now, not the statement's: an invalidation this backend
+/// has already processed belongs to a commit that snapshot sees, so a cached answer can never
+/// predate an invalidation that was meant to drop it. In parallel mode no new snapshot may be
+/// taken; the statement's is used and the answer is not cached.
+fn probe_membership(user: Uuid, tenant: Uuid) -> (bool, bool) {
     use pgrx::datum::IntoDatum;
     let Some(TenantUsers { relid, index_oid, deleted_attnum }) = tenant_users_catalog() else {
-        return false;
+        return (false, false);
     };
-    // SAFETY: called during query execution (an active snapshot exists, or the transaction's is
-    // taken); every open, scan and slot below is closed before returning, and an error midway is
-    // cleaned up by transaction abort like any executor scan.
+    // SAFETY: called during query execution inside a transaction; every snapshot, open, scan
+    // and slot below is released before returning, and an error midway is cleaned up by
+    // transaction abort like any executor scan.
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(relid, lock);
         let index = pg_sys::index_open(index_oid, lock);
+        let cacheable = !pg_sys::IsInParallelMode();
+        let snapshot = if cacheable {
+            pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot())
+        } else if pg_sys::ActiveSnapshotSet() {
+            pg_sys::RegisterSnapshot(pg_sys::GetActiveSnapshot())
+        } else {
+            pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot())
+        };
         let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
         let key_values = [to_pg(tenant).into_datum(), to_pg(user).into_datum()];
         for (i, value) in key_values.into_iter().enumerate() {
@@ -100,7 +117,6 @@ fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
                 value.unwrap_or(pg_sys::Datum::from(0)),
             );
         }
-        let snapshot = if pg_sys::ActiveSnapshotSet() { pg_sys::GetActiveSnapshot() } else { pg_sys::GetTransactionSnapshot() };
         let scan = pg_sys::index_beginscan(rel, index, snapshot, 2, 0);
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
@@ -116,15 +132,16 @@ fn is_live_member(user: Uuid, tenant: Uuid) -> bool {
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        live
+        (live, cacheable)
     }
 }
 
-/// Where tenant_users lives, looked up once per backend: three catalog lookups a transaction
-/// saved on the membership check. Dropped when tenant_users' relcache entry is invalidated
-/// (DROP/CREATE EXTENSION gives it a new OID).
+/// Where tenant_users lives, looked up once per backend: three catalog lookups saved on each
+/// membership probe. Dropped with the memberships when tenant_users' relcache entry is
+/// invalidated (DROP/CREATE EXTENSION gives it a new OID).
 #[derive(Clone, Copy)]
 struct TenantUsers {
     relid: pg_sys::Oid,
@@ -160,10 +177,14 @@ fn tenant_users_catalog() -> Option<TenantUsers> {
     Some(found)
 }
 
+/// Relcache callback: runs while invalidation messages are processed, so it only drops plain
+/// values (no catalog access is allowed here). Before tenant_users' OID is known, any
+/// invalidation counts, so none can slip past while it is being looked up.
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_tenant_users(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if TENANT_USERS.get().is_some_and(|t| relid == pg_sys::InvalidOid || relid == t.relid) {
+    if relid == pg_sys::InvalidOid || TENANT_USERS.get().is_none_or(|t| relid == t.relid) {
         TENANT_USERS.set(None);
+        MEMBERS_EPOCH.set(MEMBERS_EPOCH.get().wrapping_add(1));
     }
 }
 
@@ -173,13 +194,27 @@ pub fn register_invalidation_callback() {
 }
 
 fn is_member_cached(user: Uuid, tenant: Uuid) -> bool {
-    let lxid = local_transaction_id();
-    if MEMBERSHIP.get() == Some((lxid, user, tenant)) {
+    let epoch = MEMBERS_EPOCH.get();
+    let hit = MEMBERS.with_borrow_mut(|(seen, members)| {
+        if *seen != epoch {
+            members.clear();
+            *seen = epoch;
+        }
+        members.contains(&(user, tenant))
+    });
+    if hit {
         return true;
     }
-    let member = is_live_member(user, tenant);
-    if member {
-        MEMBERSHIP.set(Some((lxid, user, tenant)));
+    let (member, cacheable) = probe_membership(user, tenant);
+    // An invalidation processed during the probe (its locks read the queue) may be the one
+    // that ended this membership: then the answer is used once and not kept.
+    if member && cacheable && MEMBERS_EPOCH.get() == epoch {
+        MEMBERS.with_borrow_mut(|(_, members)| {
+            if members.len() >= MAX_CACHED_MEMBERSHIPS {
+                members.clear();
+            }
+            members.insert((user, tenant));
+        });
     }
     member
 }
@@ -218,8 +253,14 @@ fn require_current_tenant() -> Uuid {
     })
 }
 
+/// The current tenant, or error 55000 when none is set: for `list_users()` (sql/listings.sql).
+#[pg_extern(stable, parallel_restricted, name = "_require_tenant_id")]
+fn require_tenant_id_sql() -> pgrx::Uuid {
+    to_pg(require_current_tenant())
+}
+
 /// The current tenant, or NULL. Used by every tenant isolation policy, so it stays cheap: a
-/// setting read, and for end users a membership lookup cached for the transaction.
+/// setting read, and for end users a cached membership (see `MEMBERS`).
 #[pg_extern(stable, parallel_restricted, name = "tenant_id")]
 fn tenant_id_sql() -> Option<pgrx::Uuid> {
     current_tenant().or_raise().map(to_pg)
@@ -233,7 +274,7 @@ fn is_trusted_backend() -> bool {
 
 fn tenant_exists(tenant: Uuid) -> bool {
     as_extension_owner(|| {
-        read_one::<bool>("SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL", &[to_pg(tenant).into()])
+        read_one_prepared::<bool>("SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL", &[to_pg(tenant).into()])
     }) == Some(true)
 }
 
@@ -392,7 +433,7 @@ fn check_roles(roles: &[String]) -> AuthResult<()> {
 fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: Option<serde_json::Value>) -> JsonB {
     let tenant = access.tenant;
     let current = as_extension_owner(|| {
-        read_row(
+        read_row_prepared(
             "SELECT roles, deleted IS NULL FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
             &[to_pg(tenant).into(), to_pg(user).into()],
             |row| Ok((row.get::<Vec<String>>(1)?.unwrap_or_default(), row.get::<bool>(2)?.unwrap_or(false))),
@@ -412,7 +453,7 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
     if demotes_owner {
         refuse_if_last_owner(tenant, user);
     }
-    write(
+    write_prepared(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, metadata) VALUES ($1, $2, $3, COALESCE($4, '{}'))
          ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
@@ -427,7 +468,7 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
 }
 
 fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
-    read_one::<JsonB>(
+    read_one_prepared::<JsonB>(
         "SELECT jsonb_build_object('tenantId', tenant_id, 'userId', user_id, 'roles', to_jsonb(roles), 'metadata', metadata)
            FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
         &[to_pg(tenant).into(), to_pg(user).into()],
@@ -463,7 +504,7 @@ fn add_member(
     let roles = required(roles, "roles").or_raise();
     let metadata = required(metadata, "metadata").or_raise();
     let access = access(tenant);
-    let user = read_one::<pgrx::Uuid>(
+    let user = read_one_prepared::<pgrx::Uuid>(
         "SELECT id FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
         &[email.into()],
     )
@@ -529,24 +570,6 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
     record("user.created", actor, Some(tenant), Some(&user.to_string()), json!({}));
     record("membership.added", actor, Some(tenant), Some(&user.to_string()), json!({"roles": ["member"]}));
     user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
-}
-
-/// Members of the current tenant, as user JSON.
-#[pg_extern(security_definer, stable)]
-#[search_path(pg_catalog, pg_temp)]
-fn list_users() -> SetOfIterator<'static, JsonB> {
-    list_current_tenant_users()
-}
-
-pub fn list_current_tenant_users() -> SetOfIterator<'static, JsonB> {
-    let tenant = require_current_tenant();
-    let rows = read_all_prepared::<JsonB>(
-        "SELECT p.profile FROM nile_auth.tenant_users tu JOIN nile_auth._user_profiles p ON p.id = tu.user_id
-          WHERE tu.tenant_id = $1 AND tu.deleted IS NULL
-          ORDER BY tu.created, p.id",
-        &[to_pg(tenant).into()],
-    );
-    SetOfIterator::new(rows)
 }
 
 /// Profile changes to a user who shares a tenant with the caller (same fields as update_me).

@@ -34,7 +34,7 @@ pub struct SigningKey {
 }
 
 /// What a verified token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub user_id: Uuid,
     /// Milliseconds since the epoch: from the UUIDv7 `jti`, so a token can be told apart from a

@@ -72,6 +72,24 @@ SELECT test_util.try(format('SELECT nile_auth.unlink_user(%L)', :'ann_id')) AS r
 SELECT test_util.try(format('SELECT nile_auth.add_member(%L, %L, %L)', :'acme', 'ann@acme.test', '{member}')) AS demote_last_owner;
 SELECT nile_auth.unlink_user(:'bob_id') AS bob_removed;
 
+-- Memberships are cached across transactions; removing one in another backend reaches a
+-- backend that has it cached, at its next transaction.
+SELECT nile_auth.login('eve@acme.test', 'eve password 1')->'token'->>'jwt' AS eve \gset
+SELECT id AS eve_id FROM nile_auth.users WHERE email = 'eve@acme.test' \gset
+\c - postgres
+SELECT nile_auth.authenticate(:'eve') IS NOT NULL AS eve_in;
+SET nile.tenant_id = :'acme';
+SELECT nile_auth.tenant_id() = :'acme' AS eve_uses_acme;
+SELECT nile_auth.tenant_id() = :'acme' AS eve_uses_acme_again;
+SELECT removed AS eve_removed_elsewhere
+  FROM dblink(format('host=%s port=%s dbname=%s user=nile_app',
+                     current_setting('unix_socket_directories'), current_setting('port'), current_database()),
+              format('SELECT nile_auth.unlink_user(%L, %L)', :'eve_id', :'acme')) AS t(removed boolean);
+SELECT test_util.try('SELECT nile_auth.tenant_id()') AS eve_after_removal;
+SELECT test_util.try(format('SELECT nile_auth.set_tenant(%L)', :'acme')) AS eve_sets_acme;
+RESET nile.tenant_id;
+\c - nile_app
+
 -- Ann (owner): the last owner cannot leave; after making Cat an owner she can; then delete.
 SELECT nile_auth.authenticate(:'ann') IS NOT NULL AS ann_in;
 SELECT test_util.try(format('SELECT nile_auth.unlink_user(%L, %L)', :'ann_id', :'acme')) AS last_owner_leaves;

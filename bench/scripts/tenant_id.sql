@@ -1,1 +1,0 @@
-SELECT nile_auth.tenant_id();
