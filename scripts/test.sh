@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh machine: installs what is missing, then
 #   1. Rust unit tests and #[pg_test]s  (cargo pgrx test, in pgrx's own server)
-#   2. the pg_regress suite             (tests/pg_regress, against a private server)
-#   3. client tests                     (tests/client/*.sh, against the same server)
-#   4. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
+#   2. the Debian package               (scripts/package.sh, checked by tests/package/check.sh)
+#   3. the upgrade test                 (tests/upgrade/run.sh: previous release + data -> this one)
+#   4. the pg_regress suite             (tests/pg_regress, against a private server, with the
+#                                        package installed)
+#   5. client tests                     (tests/client/*.sh, against the same server)
+#   6. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
 # Prints one closing line "N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +32,27 @@ if [ "$cargo_status" -ne 0 ] && ! grep -qE '^test result: FAILED' "$LOGS/cargo.l
   echo "cargo pgrx test failed before running tests"; failed=$((failed + 1))
 fi
 
-echo "== install the extension and start a server"
-if ! cargo pgrx install --pg-config "$PG_CONFIG" >"$LOGS/install.log" 2>&1; then
-  cat "$LOGS/install.log"; echo "0 passed, $((failed + 1)) failed"; exit 1
+echo "== Debian package"
+if ! deb=$(bash scripts/package.sh --out "$WORK-debs" 2>"$LOGS/package.log"); then
+  tail -40 "$LOGS/package.log"; echo "$passed passed, $((failed + 1)) failed"; exit 1
+fi
+if bash tests/package/check.sh "$deb" >"$LOGS/package-check.log" 2>&1; then
+  echo "ok      package: $(basename "$deb")"; passed=$((passed + 1))
+else
+  echo "FAILED  package: $(basename "$deb")"; cat "$LOGS/package-check.log"; failed=$((failed + 1))
+fi
+
+echo "== upgrade from the previous release"
+bash tests/upgrade/run.sh "$deb" "$WORK-upgrade" "$((PORT + 2))" 2>&1 | tee "$LOGS/upgrade.log"
+upgrade_status=${PIPESTATUS[0]}
+passed=$((passed + $(grep -cE '^ok +upgrade:' "$LOGS/upgrade.log")))
+upgrade_failed=$(grep -cE '^FAILED +upgrade:' "$LOGS/upgrade.log")
+[ "$upgrade_status" -ne 0 ] && [ "$upgrade_failed" -eq 0 ] && upgrade_failed=1
+failed=$((failed + upgrade_failed))
+
+echo "== install the package and start a server"
+if ! dpkg -i "$deb" >"$LOGS/install.log" 2>&1; then
+  cat "$LOGS/install.log"; echo "$passed passed, $((failed + 1)) failed"; exit 1
 fi
 bash scripts/cluster.sh start "$WORK" "$PORT" || { echo "0 passed, $((failed + 1)) failed"; exit 1; }
 trap 'bash scripts/cluster.sh stop "$WORK"' EXIT

@@ -73,3 +73,18 @@ fn retire_signing_key(kid: Option<&str>) -> bool {
     crate::db::write("UPDATE nile_auth.signing_keys SET retired = now() WHERE kid = $1", &[kid.into()]);
     true
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn create_extension_makes_exactly_one_signing_key() {
+        let (keys, active) = Spi::get_two::<i64, i64>(
+            "SELECT count(*), count(*) FILTER (WHERE retired IS NULL AND octet_length(secret) = 32) FROM nile_auth.signing_keys",
+        )
+        .unwrap();
+        assert_eq!((keys, active), (Some(1), Some(1)));
+    }
+}

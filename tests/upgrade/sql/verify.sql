@@ -1,0 +1,72 @@
+-- ALTER EXTENSION nile_auth UPDATE on the database populate.sql filled through the previous
+-- release, then: nothing a user depends on was lost or changed.
+ALTER EXTENSION nile_auth UPDATE;
+SELECT installed_version = default_version AS updated FROM pg_available_extensions WHERE name = 'nile_auth';
+
+-- Every user logs in with the password they had (lou is still locked, below).
+SELECT u.email, (nile_auth.login(u.email, s.value)->>'id')::uuid = u.id AS logs_in
+  FROM nile_auth.users u JOIN upgrade_fixture.secrets s ON s.name = split_part(u.email, '@', 1) || '_password'
+ WHERE u.email <> 'lou@upgrade.test'
+ ORDER BY u.email;
+SELECT upgrade_fixture.try($$SELECT nile_auth.login('ann@upgrade.test', 'not her password')$$) AS wrong_password;
+SELECT upgrade_fixture.try($$SELECT nile_auth.login('lou@upgrade.test', 'lou password 1')$$) AS lou_still_locked;
+SELECT nile_auth.unlock_account(id) AS lou_unlocked FROM nile_auth.users WHERE email = 'lou@upgrade.test';
+SELECT nile_auth.login('lou@upgrade.test', 'lou password 1') ? 'token' AS lou_logs_in;
+
+-- Tokens issued before the update verify, signed by either key; both keys are still there.
+SELECT s.name, nile_auth.authenticate(s.value) = u.id AS verifies, test_kid.kid
+  FROM upgrade_fixture.secrets s
+  JOIN nile_auth.users u ON split_part(u.email, '@', 1) = split_part(s.name, '_', 1)
+  CROSS JOIN LATERAL (SELECT CASE convert_from(decode(rpad(translate(split_part(s.value, '.', 1), '-_', '+/'),
+                                  (length(split_part(s.value, '.', 1)) + 3) / 4 * 4, '='), 'base64'), 'utf8')::jsonb->>'kid'
+                             WHEN (SELECT value FROM upgrade_fixture.facts WHERE name = 'first_kid') THEN 'first key'
+                             WHEN (SELECT value FROM upgrade_fixture.facts WHERE name = 'second_kid') THEN 'second key' END) test_kid(kid)
+ WHERE s.name LIKE '%\_token%'
+ ORDER BY s.name;
+RESET nile.auth_token;
+SELECT array_agg(kid ORDER BY created) = ARRAY[(SELECT value FROM upgrade_fixture.facts WHERE name = 'first_kid'),
+                                                (SELECT value FROM upgrade_fixture.facts WHERE name = 'second_kid')]
+       AS same_keys, bool_and(retired IS NULL) AS both_active
+  FROM nile_auth.signing_keys;
+
+-- API keys still log in, keep their tenant, and a revoked one stays revoked.
+SELECT (nile_auth.login_with_api_key(value)->>'id')::uuid = (SELECT id FROM nile_auth.users WHERE email = 'ann@upgrade.test') AS ann_key
+  FROM upgrade_fixture.secrets WHERE name = 'ann_key';
+SELECT id AS acme FROM nile_auth.tenants WHERE name = 'Acme' \gset
+SELECT id AS bolt FROM nile_auth.tenants WHERE name = 'Bolt' \gset
+SELECT id AS bolt_labs FROM nile_auth.tenants WHERE name = 'Bolt Labs' \gset
+SELECT nile_auth.login_with_api_key(value)->'token'->>'jwt' AS acme_key_jwt FROM upgrade_fixture.secrets WHERE name = 'ann_acme_key' \gset
+SELECT nile_auth.authenticate(:'acme_key_jwt') IS NOT NULL AS acme_key_token;
+SELECT nile_auth.set_tenant(:'acme') = :'acme' AS uses_acme;
+SELECT upgrade_fixture.try(format('SELECT nile_auth.set_tenant(%L)', :'bolt')) AS refused_bolt;
+RESET nile.auth_token;
+RESET nile.tenant_id;
+SELECT upgrade_fixture.try(format('SELECT nile_auth.login_with_api_key(%L)', value)) AS revoked_key
+  FROM upgrade_fixture.secrets WHERE name = 'dan_key';
+SELECT k.name, k.tenant_id IS NOT NULL AS tenant_bound, k.revoked IS NOT NULL AS revoked
+  FROM nile_auth.api_keys k ORDER BY k.name;
+
+-- Memberships, their roles and metadata, and the ended one, exactly as before.
+SELECT t.name AS tenant, u.email, tu.roles, tu.metadata, tu.deleted IS NOT NULL AS ended
+  FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id JOIN nile_auth.users u ON u.id = tu.user_id
+ ORDER BY t.name, u.email;
+-- Every audit entry written before the update is still there, unchanged.
+SELECT md5(string_agg(a::text, ',' ORDER BY a.id)) = (SELECT value FROM upgrade_fixture.facts WHERE name = 'audit_digest') AS audit_log_kept
+  FROM nile_auth.audit_log a WHERE a.id <= (SELECT value::uuid FROM upgrade_fixture.facts WHERE name = 'last_audit_id');
+
+-- The isolated table: rows, policy and row-level security as they were.
+SELECT t.name AS tenant, count(*) AS orders FROM shop.orders o JOIN nile_auth.tenants t ON t.id = o.tenant_id GROUP BY t.name ORDER BY 1;
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'shop.orders'::regclass;
+SELECT polname, pg_get_expr(polqual, polrelid) AS using FROM pg_policy WHERE polrelid = 'shop.orders'::regclass;
+SELECT value AS dan_password FROM upgrade_fixture.secrets WHERE name = 'dan_password' \gset
+-- and isolation holds for end users: dan sees each of his tenants' rows, only there.
+\c - upgrade_web
+SELECT nile_auth.authenticate(nile_auth.login('dan@upgrade.test', :'dan_password')->'token'->>'jwt') IS NOT NULL AS dan_in;
+SELECT nile_auth.set_tenant(:'acme') IS NOT NULL AS in_acme;
+SELECT item FROM shop.orders ORDER BY item;
+INSERT INTO shop.orders (item) VALUES ('acme spring') RETURNING item, tenant_id = :'acme' AS in_acme;
+SELECT upgrade_fixture.try(format($$INSERT INTO shop.orders (item, tenant_id) VALUES ('smuggled', %L)$$, :'bolt')) AS insert_into_bolt_from_acme;
+SELECT nile_auth.set_tenant(:'bolt') IS NOT NULL AS in_bolt;
+SELECT item FROM shop.orders ORDER BY item;
+SELECT upgrade_fixture.try(format('SELECT nile_auth.set_tenant(%L)', :'bolt_labs')) AS dan_into_bolt_labs;
+\c - postgres
