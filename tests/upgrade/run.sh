@@ -109,7 +109,9 @@ q -d "$DB" -f tests/upgrade/schema.sql >"$work-out/schema-updated.txt" &&
 stage "describe both schemas" $?
 diff -u --label "fresh CREATE EXTENSION ($current_version)" --label "updated from $base_version" \
   "$work-out/schema-fresh.txt" "$work-out/schema-updated.txt" >"$work-out/schema.diff"
-stage "updated schema equals a fresh install ($(wc -l <"$work-out/schema-fresh.txt") facts compared)" $? "$work-out/schema.diff"
+same=$?  # taken before anything else runs: a $(...) in stage's arguments would reset $?
+facts=$(wc -l <"$work-out/schema-fresh.txt")
+stage "updated schema equals a fresh install ($facts facts compared)" $same "$work-out/schema.diff"
 
 "$BIN/createdb" -T "$DB" "$DB-suite"
 regress "$DB-suite" tests/pg_regress $(grep -vE '^\s*(#|$)' tests/pg_regress/schedule)

@@ -7,21 +7,22 @@
 \pset footer off
 WITH ext AS (
     SELECT oid, extnamespace FROM pg_catalog.pg_extension WHERE extname = 'nile_auth'
-), acl(object, kind, entry) AS (
-    -- Grants, one line per grantee and privilege (owners' implicit rights are the same everywhere).
+), acl(object, kind, entry, grantee) AS (
+    -- Grants the extension manages, one line per grantee and privilege: to PUBLIC, the owner and
+    -- the nile_auth_* roles (filtered below). Grants a DBA gives application roles are theirs.
     SELECT c.oid::regclass::text, 'table acl',
-           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT' ELSE '' END
+           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT' ELSE '' END, a.grantee
       FROM pg_catalog.pg_class c, ext, LATERAL pg_catalog.aclexplode(c.relacl) a
      WHERE c.relnamespace = ext.extnamespace
     UNION ALL
     SELECT p.oid::regprocedure::text, 'function acl',
-           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type
+           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type, a.grantee
       FROM pg_catalog.pg_proc p, ext,
            LATERAL pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
      WHERE p.pronamespace = ext.extnamespace
     UNION ALL
     SELECT n.nspname, 'schema acl',
-           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type
+           coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC') || ' ' || a.privilege_type, a.grantee
       FROM pg_catalog.pg_namespace n, ext,
            LATERAL pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
      WHERE n.oid = ext.extnamespace
@@ -114,7 +115,9 @@ WITH ext AS (
       JOIN pg_catalog.pg_depend dep ON dep.classid = d.classoid AND dep.objid = d.objoid AND dep.deptype = 'e'
       JOIN ext ON dep.refobjid = ext.oid AND dep.refclassid = 'pg_catalog.pg_extension'::regclass
     UNION ALL
-    SELECT object, kind, entry FROM acl
+    SELECT acl.object, acl.kind, acl.entry FROM acl
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid = acl.grantee
+     WHERE acl.grantee = 0 OR r.rolsuper OR r.rolname LIKE 'nile\_auth\_%'
 )
 SELECT kind || ' | ' || object || ' | ' || entry
   FROM facts
