@@ -26,10 +26,13 @@ arch=$(dpkg --print-architecture)
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-# Another tree (the previous release) shares this checkout's target directory, so only the
-# nile_auth crate itself is compiled again.
-(cd "$SRC" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target} \
-  cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$stage/root") >&2
+# Another tree (the previous release) builds in its own target directory under this checkout's:
+# sharing one would let it overwrite the uplifted library and schema generator, which cargo
+# does not copy again for a crate it considers fresh, so the next package of this tree would
+# ship the other version's code.
+target=${CARGO_TARGET_DIR:-$REPO/target}
+[ "$SRC" = "$REPO" ] || target=$REPO/target/other-source
+(cd "$SRC" && CARGO_TARGET_DIR=$target cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$stage/root") >&2
 
 doc=$stage/root/usr/share/doc/$NAME
 install -d "$doc" "$stage/root/DEBIAN"
