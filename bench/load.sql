@@ -9,6 +9,8 @@ SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') AS create_r
 CREATE ROLE :app_role LOGIN;
 \endif
 GRANT USAGE ON SCHEMA nile_auth TO :app_role;
+-- The application role is the trusted backend in arms 1, 2 and 6 (no token), an end user with one.
+GRANT nile_auth_backend TO :app_role;
 
 CREATE TABLE bench_tenants (n int PRIMARY KEY, id uuid NOT NULL UNIQUE);
 INSERT INTO bench_tenants SELECT n, nile_auth.uuid_generate_v7() FROM generate_series(0, :tenants - 1) n;

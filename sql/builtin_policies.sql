@@ -1,5 +1,5 @@
 -- Row-level security on the public tables. Application roles may SELECT them; what they see:
---   trusted backend (no token, no nile_auth.require_token): everything;
+--   trusted backend (no token; a superuser or a member of nile_auth_backend): everything;
 --   end user: tenants they belong to, memberships of their current tenant and their own, and
 --   users who share a live tenant with them (themselves included).
 -- Nobody but the extension's functions writes these tables.

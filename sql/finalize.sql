@@ -1,10 +1,15 @@
 -- Runs last in CREATE EXTENSION, after every function exists.
 
--- Key administration: superusers, or members of nile_auth_admin. Roles are cluster-wide, so
--- the role is created only if another database's installation has not made it already, and
--- DROP EXTENSION leaves it in place.
+-- Two roles, cluster-wide, so each is created only if another database's installation has not
+-- made it already, and DROP EXTENSION leaves them in place:
+--   nile_auth_backend: its members (and superusers) are trusted application backends
+--                      (src/caller.rs); every other role is an end-user role;
+--   nile_auth_admin:   key administration.
 DO $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'nile_auth_backend') THEN
+        CREATE ROLE nile_auth_backend NOLOGIN;
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'nile_auth_admin') THEN
         CREATE ROLE nile_auth_admin NOLOGIN;
     END IF;

@@ -5,3 +5,53 @@
 -- test (tests/upgrade) updates a 0.1.0 database with data and fails unless the result equals
 -- a fresh CREATE EXTENSION of 0.2.0. Once 0.2.0 is released (tagged), this file is frozen.
 \echo Use "ALTER EXTENSION nile_auth UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Trusted backends (issue 10). In 0.1.0 a session without a token was the trusted backend
+-- unless its role had nile_auth.require_token = on. From 0.2.0 a role is a trusted backend
+-- only if it is a superuser or a member of nile_auth_backend; every other role needs a
+-- verified token. nile_auth.require_token is retired.
+DO $$
+DECLARE
+    r record;
+    messages text := pg_catalog.current_setting('client_min_messages');
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'nile_auth_backend') THEN
+        CREATE ROLE nile_auth_backend NOLOGIN;
+    END IF;
+    -- Roles that could use nile_auth here without require_token were trusted backends: say so,
+    -- so the DBA grants nile_auth_backend to those that are.
+    FOR r IN
+        SELECT a.rolname FROM pg_catalog.pg_roles a
+         WHERE NOT a.rolsuper AND a.rolname !~ '^pg_'
+           AND pg_catalog.has_schema_privilege(a.oid, 'nile_auth', 'USAGE')
+           AND NOT pg_catalog.pg_has_role(a.oid, 'nile_auth_backend', 'USAGE')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, pg_catalog.pg_database d
+                            WHERE d.datname = pg_catalog.current_database()
+                              AND s.setrole = a.oid AND s.setdatabase IN (0, d.oid)
+                              AND 'nile_auth.require_token=on' = ANY (s.setconfig))
+         ORDER BY a.rolname
+    LOOP
+        RAISE WARNING 'role % was a trusted backend under nile_auth 0.1.0 and is now an end-user role', r.rolname
+            USING HINT = pg_catalog.format('If it is an application backend: GRANT nile_auth_backend TO %I;', r.rolname);
+    END LOOP;
+    -- The retired setting would be reported as invalid at every connection of these roles.
+    -- The library is loaded first, so that RESET does not leave a placeholder for the name in
+    -- this session (reported when the library loads later).
+    PERFORM nile_auth.uuid_generate_v7();
+    PERFORM pg_catalog.set_config('client_min_messages', 'error', true);
+    FOR r IN
+        SELECT a.rolname, s.setdatabase <> 0 AS this_database
+          FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_roles a ON a.oid = s.setrole
+          JOIN pg_catalog.pg_database d ON d.datname = pg_catalog.current_database()
+         WHERE s.setdatabase IN (0, d.oid)
+           AND EXISTS (SELECT FROM unnest(s.setconfig) c WHERE c LIKE 'nile\_auth.require\_token=%')
+    LOOP
+        IF r.this_database THEN
+            EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I RESET nile_auth.require_token', r.rolname, pg_catalog.current_database());
+        ELSE
+            EXECUTE pg_catalog.format('ALTER ROLE %I RESET nile_auth.require_token', r.rolname);
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('client_min_messages', messages, true);
+END
+$$;

@@ -1,37 +1,16 @@
 //! Signup and login: the only ways to get a token by proving who you are.
 
-use crate::db::{from_pg, read_one, read_row, to_pg, write};
-use crate::errors::{AuthError, AuthResult, OrRaise, required};
+use crate::db::{from_pg, read_row, to_pg, write};
+use crate::errors::{AuthError, OrRaise, required};
 use crate::audit::record;
 use crate::lockout::{Failure, record_failed_login};
 use crate::passwords;
 use crate::tokens::Subject;
-use crate::settings::{MIN_PASSWORD_LENGTH, TOKEN_MAX_AGE};
+use crate::settings::TOKEN_MAX_AGE;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
-
-/// A deliberately plain check: one `@`, a non-empty local part, a dotted domain, no spaces. The
-/// address is proven by email verification, not by a regex.
-pub fn check_email(email: &str) -> AuthResult<()> {
-    let malformed = || AuthError::InvalidParameter(format!("malformed email address: \"{email}\""));
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(malformed());
-    }
-    let (local, domain) = email.split_once('@').ok_or_else(malformed)?;
-    let domain_ok = !domain.contains('@')
-        && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty());
-    if local.is_empty() || !domain_ok {
-        return Err(malformed());
-    }
-    Ok(())
-}
-
-pub fn min_password_chars() -> usize {
-    MIN_PASSWORD_LENGTH.get().max(1) as usize
-}
 
 /// `{"jwt", "maxAge", "type"}`, signed with the current key.
 pub fn access_token(subject: &crate::tokens::Subject) -> serde_json::Value {
@@ -45,51 +24,6 @@ pub fn access_token(subject: &crate::tokens::Subject) -> serde_json::Value {
     json!({"jwt": jwt, "maxAge": max_age, "type": "ACCESS_TOKEN"})
 }
 
-/// Creates a user with a password. Used by signup and (later) by tenant admins.
-pub fn create_user(email: &str, password: &str, name: Option<&str>) -> Uuid {
-    check_email(email).or_raise();
-    passwords::check_password_policy(password, min_password_chars()).or_raise();
-    let taken = read_one::<bool>(
-        "SELECT true FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
-        &[email.into()],
-    );
-    if taken == Some(true) {
-        AuthError::EmailTaken.raise();
-    }
-    let user_id = Uuid::now_v7();
-    let hash = passwords::hash_password(password).or_raise();
-    write(
-        "INSERT INTO nile_auth.users (id, email, name) VALUES ($1, $2, $3)",
-        &[to_pg(user_id).into(), email.into(), name.into()],
-    );
-    write(
-        "INSERT INTO nile_auth.credentials (user_id, password_hash) VALUES ($1, $2)",
-        &[to_pg(user_id).into(), hash.into()],
-    );
-    user_id
-}
-
-/// Creates a tenant with no members; returns its id.
-pub fn create_tenant(name: &str, actor: Option<Uuid>) -> Uuid {
-    if name.trim().is_empty() {
-        AuthError::InvalidParameter("tenant name must not be empty".into()).raise();
-    }
-    let tenant_id = Uuid::now_v7();
-    write("INSERT INTO nile_auth.tenants (id, name) VALUES ($1, $2)", &[to_pg(tenant_id).into(), name.into()]);
-    record("tenant.created", actor, Some(tenant_id), Some(&tenant_id.to_string()), json!({"name": name}));
-    tenant_id
-}
-
-/// Creates a tenant and makes `owner` its owner; returns the tenant id.
-pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
-    let tenant_id = create_tenant(name, Some(owner));
-    write(
-        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY['owner'])",
-        &[to_pg(tenant_id).into(), to_pg(owner).into()],
-    );
-    tenant_id
-}
-
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn signup(
@@ -100,10 +34,10 @@ fn signup(
 ) -> JsonB {
     let email = required(email, "email").or_raise();
     let password = required(password, "password").or_raise();
-    let user_id = create_user(email, password, preferred_name);
+    let user_id = crate::users::create_user(email, password, preferred_name);
     record("user.signup", Some(user_id), None, Some(&user_id.to_string()), json!({}));
     let tenants: Vec<String> =
-        new_tenant.map(|name| create_tenant_owned_by(name, user_id).to_string()).into_iter().collect();
+        new_tenant.map(|name| crate::tenancy::manage::create_tenant_owned_by(name, user_id).to_string()).into_iter().collect();
     JsonB(json!({
         "id": user_id,
         "email": email,
@@ -180,21 +114,6 @@ struct LoginRow {
     deactivated: bool,
     locked: bool,
     failed_logins: i32,
-}
-
-#[cfg(test)]
-mod unit {
-    use super::check_email;
-
-    #[test]
-    fn email_shapes() {
-        for ok in ["a@b.co", "Shaun.M+tag@Example.COM", "x@sub.domain.org"] {
-            assert!(check_email(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "plain", "@b.co", "a@", "a@b", "a@b..co", "a b@c.de", "a@b@c.de", " a@b.co", "a@.co"] {
-            assert!(check_email(bad).is_err(), "{bad:?}");
-        }
-    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

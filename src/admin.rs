@@ -8,7 +8,7 @@ use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::require_user;
 use crate::passwords;
 use crate::settings::RESET_TOKEN_MAX_AGE;
-use crate::tenancy::{Caller, caller};
+use crate::caller::{Caller, caller, require_trusted_backend};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pgrx::JsonB;
@@ -23,12 +23,6 @@ const EMAIL_VERIFICATION: &str = "email_verification";
 fn require_backend_for_live_user(user: Uuid, what: &str) {
     require_trusted_backend(what);
     require_live_user(user);
-}
-
-fn require_trusted_backend(what: &str) {
-    if caller().or_raise() != Caller::TrustedBackend {
-        AuthError::PermissionDenied(format!("{what} is for the trusted application backend only")).raise();
-    }
 }
 
 fn user_not_found(user: Uuid) -> AuthError {
@@ -78,7 +72,7 @@ fn revoke_tokens(user: Uuid) {
 }
 
 fn store_password(user: Uuid, new_password: &str) {
-    passwords::check_password_policy(new_password, crate::accounts::min_password_chars()).or_raise();
+    passwords::check_password_policy(new_password, crate::users::min_password_chars()).or_raise();
     write(
         "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
         &[to_pg(user).into(), passwords::hash_password(new_password).or_raise().into()],
@@ -227,7 +221,7 @@ fn request_password_reset(email: Option<&str>) -> Option<String> {
 fn reset_password(token: Option<&str>, new_password: Option<&str>) -> bool {
     let token = required(token, "token").or_raise();
     let new_password = required(new_password, "new_password").or_raise();
-    passwords::check_password_policy(new_password, crate::accounts::min_password_chars()).or_raise();
+    passwords::check_password_policy(new_password, crate::users::min_password_chars()).or_raise();
     let (user, _) = consume_one_time_token(token, PASSWORD_RESET);
     store_password(user, new_password);
     write(

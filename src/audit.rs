@@ -3,7 +3,8 @@
 
 use crate::db::{read_all, to_pg, write_prepared};
 use crate::errors::{AuthError, OrRaise};
-use crate::tenancy::{Caller, access, caller};
+use crate::caller::{Caller, caller};
+use crate::tenancy::context::access;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use uuid::Uuid;

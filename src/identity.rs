@@ -132,13 +132,20 @@ pub fn current_identity() -> Option<Verified> {
     with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
 }
 
+/// The token in `nile.auth_token`: `Ok(None)` when there is none, its claims when it verifies,
+/// and 28000 when one is present but does not verify (never the same as no token).
+pub fn session_identity() -> AuthResult<Option<Verified>> {
+    with_session_setting(AUTH_TOKEN, |token| token.map(|t| verify_token(t).ok_or(AuthError::InvalidToken)).transpose())
+}
+
 /// The verified user of this session or transaction, or `None`.
 pub fn current_user_id() -> Option<Uuid> {
     current_identity().map(|v| v.user_id)
 }
 
+/// The verified user acting; 28000 without a token or with one that does not verify.
 pub fn require_user() -> AuthResult<Uuid> {
-    current_user_id().ok_or(AuthError::NotAuthenticated)
+    session_identity()?.map(|v| v.user_id).ok_or(AuthError::NotAuthenticated)
 }
 
 /// Verifies `jwt` and makes it the identity of the session (or, with `is_local`, of the current

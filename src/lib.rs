@@ -13,6 +13,7 @@ mod accounts;
 mod admin;
 mod apikeys;
 mod audit;
+mod caller;
 mod db;
 mod errors;
 mod identity;
@@ -26,17 +27,18 @@ mod random;
 mod settings;
 mod tenancy;
 mod tokens;
+mod users;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", requires = [uuid_generate_v7]);
 pgrx::extension_sql_file!(
     "../sql/builtin_policies.sql",
     name = "builtin_policies",
-    requires = ["schema", identity::user_id_sql, tenancy::tenant_id_sql, tenancy::is_trusted_backend]
+    requires = ["schema", identity::user_id_sql, tenancy::context::tenant_id_sql, tenancy::context::is_trusted_backend]
 );
 pgrx::extension_sql_file!(
     "../sql/listings.sql",
     name = "listings",
-    requires = ["schema", tenancy::require_tenant_id_sql]
+    requires = ["schema", tenancy::context::require_tenant_id_sql]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
@@ -51,7 +53,7 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     identity::register_invalidation_callback();
-    tenancy::register_invalidation_callback();
+    tenancy::context::register_invalidation_callback();
 }
 
 /// Required by `cargo pgrx test`.

@@ -7,7 +7,7 @@
 //! plus an index leading with tenant_id. The policy is a plain STABLE call with no subquery,
 //! which keeps it valid when the table is later distributed by tenant_id (Citus).
 
-use crate::db::{read_one, read_row, write};
+use crate::db::{read_one, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use pgrx::{PgRelation, pg_sys};
@@ -17,21 +17,24 @@ const POLICY: &str = "tenant_isolation";
 
 /// The table's name as SQL (schema-qualified) after checking the caller owns it. Owners need no
 /// superuser rights, but the DDL below runs as the extension owner: adding a foreign key to
-/// nile_auth.tenants needs REFERENCES on it, which application roles are not given.
+/// nile_auth.tenants needs REFERENCES on it, which application roles are not given. The checks
+/// are catalog calls, not SQL, so nothing in them resolves through the caller's search_path.
 fn owned_table(tbl: pg_sys::Oid) -> String {
-    let row = read_row(
-        "SELECT c.oid::regclass::text, pg_has_role(current_user, c.relowner, 'USAGE'), c.relkind::text
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
-        &[tbl.into()],
-        |row| Ok((row.get::<String>(1)?, row.get::<bool>(2)?, row.get::<String>(3)?)),
-    );
-    let Some((Some(name), Some(owns), Some(kind))) = row else {
-        AuthError::NotFound(format!("relation with OID {} does not exist", tbl.to_u32())).raise();
+    // SAFETY: catalog-cache lookups inside a transaction; relkind 0 means no such relation.
+    let (kind, owns) = unsafe {
+        let kind = pg_sys::get_rel_relkind(tbl) as u8;
+        (kind, kind != 0 && pg_sys::pg_class_ownercheck(tbl, pg_sys::GetUserId()))
     };
+    if kind == 0 {
+        AuthError::NotFound(format!("relation with OID {} does not exist", tbl.to_u32())).raise();
+    }
+    // Under the pinned path, regclass output is schema-qualified wherever it is not pg_catalog.
+    let name = as_extension_owner(|| read_one::<String>("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[tbl.into()]))
+        .unwrap_or_default();
     if !owns {
         AuthError::PermissionDenied(format!("must be owner of table {name}")).raise();
     }
-    if kind != "r" && kind != "p" {
+    if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
         AuthError::InvalidParameter(format!("{name} is not a table")).raise();
     }
     name
@@ -47,14 +50,12 @@ fn table_oid(tbl: Option<PgRelation>) -> pg_sys::Oid {
 fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     let tbl = table_oid(tbl);
     let name = owned_table(tbl);
-    // Qualified again under the pinned search_path, so the name cannot be hijacked.
     as_extension_owner(|| {
         let column_type = read_one::<String>(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
               WHERE attrelid = $1 AND attname = 'tenant_id' AND NOT attisdropped",
             &[tbl.into()],
         );
-        let name = read_one::<String>("SELECT $1::regclass::text", &[tbl.into()]).unwrap_or(name);
         match column_type.as_deref() {
             None => write(
                 &format!("ALTER TABLE {name} ADD COLUMN tenant_id uuid NOT NULL DEFAULT nile_auth.tenant_id()"),
@@ -111,9 +112,8 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
 #[pg_extern(volatile)]
 fn disable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     let tbl = table_oid(tbl);
-    owned_table(tbl);
+    let name = owned_table(tbl);
     as_extension_owner(|| {
-        let name = read_one::<String>("SELECT $1::regclass::text", &[tbl.into()]).unwrap_or_default();
         write(&format!("DROP POLICY IF EXISTS {POLICY} ON {name}"), &[]);
         write(&format!("ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"), &[]);
     });

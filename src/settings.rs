@@ -7,7 +7,6 @@ use std::ffi::CStr;
 
 pub static TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static MIN_PASSWORD_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
-pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_FAILED_LOGINS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static LOCKOUT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static LOCKOUT_DURATION: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
@@ -36,14 +35,6 @@ pub fn register() {
         &MIN_PASSWORD_LENGTH,
         1,
         1024,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_bool_guc(
-        c"nile_auth.require_token",
-        c"Sessions may use a tenant only with a verified user token.",
-        c"Set per role, e.g. ALTER ROLE web_user SET nile_auth.require_token = on. Superuser only, so a client cannot turn it off.",
-        &REQUIRE_TOKEN,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -92,8 +83,10 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
     }
 }
 
-/// Reads a session setting as text and hands it to `f`; `None` when it was never set or is empty
+/// Reads a session setting as text and hands it to `f`; `None` when it was never set or is ''
 /// (after a `SET LOCAL` ends, Postgres leaves the placeholder at '' rather than removing it).
+/// Nothing else counts as unset: a value of spaces is a value, so a token of spaces is a token
+/// that does not verify, never "no token".
 /// A closure rather than a return value because the text lives in GUC storage, valid only until
 /// the setting next changes.
 pub fn with_session_setting<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
@@ -102,7 +95,8 @@ pub fn with_session_setting<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -
     let value = if raw.is_null() {
         None
     } else {
-        unsafe { CStr::from_ptr(raw) }.to_str().ok().map(str::trim).filter(|v| !v.is_empty())
+        // Not UTF-8 cannot happen for a server in UTF-8; read it as a value that matches nothing.
+        Some(unsafe { CStr::from_ptr(raw) }.to_str().unwrap_or("\u{FFFD}")).filter(|v| !v.is_empty())
     };
     f(value)
 }

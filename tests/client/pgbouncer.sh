@@ -18,7 +18,6 @@ CREATE EXTENSION nile_auth;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pool_web') THEN CREATE ROLE pool_web LOGIN; END IF;
 END $$;
-ALTER ROLE pool_web SET nile_auth.require_token = on;
 GRANT USAGE ON SCHEMA nile_auth TO pool_web;
 CREATE TABLE notes (id serial PRIMARY KEY, body text);
 SELECT nile_auth.enable_tenant_isolation('notes');

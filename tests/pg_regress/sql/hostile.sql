@@ -58,14 +58,23 @@ CREATE VIEW clustify.all_clusters AS SELECT * FROM clustify.clusters;
 CREATE FUNCTION clustify.count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM clustify.clusters';
 GRANT SELECT ON clustify.all_clusters TO clustify_web;
 SELECT count(*) AS owner_without_tenant FROM clustify.clusters;
+-- Owning a table grants no trust: without a token, the owner cannot pick a tenant.
 SET nile.tenant_id = :'managed';
-SELECT name FROM clustify.clusters ORDER BY name;
+SELECT test_util.try('SELECT count(*) FROM clustify.clusters') AS owner_picks_tenant;
+RESET nile.tenant_id;
 \c - clustify_web
 SELECT nile_auth.authenticate(:'shaun') IS NOT NULL AS shaun_in;
 SET nile.tenant_id = :'managed';
 SELECT name FROM clustify.all_clusters ORDER BY name;
 SELECT clustify.count_all() AS via_definer_function;
--- The owner, as a trusted backend, may use any tenant (Nile's developer); the web role may not.
+-- A trusted backend (a member of nile_auth_backend, here the owner once granted it) may use any
+-- tenant (Nile's developer); the web role may not.
+\c - postgres
+GRANT nile_auth_backend TO clustify_owner;
 \c - clustify_owner
+SET nile.tenant_id = :'managed';
+SELECT name FROM clustify.clusters ORDER BY name;
 SET nile.tenant_id = :'side';
 SELECT name FROM clustify.clusters;
+\c - postgres
+REVOKE nile_auth_backend FROM clustify_owner;

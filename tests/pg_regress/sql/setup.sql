@@ -18,8 +18,10 @@ BEGIN
 END $$;
 -- All an application role needs (docs/api.md, "Privileges").
 GRANT USAGE ON SCHEMA nile_auth TO nile_app, nile_keyadmin;
-SET client_min_messages = warning;  -- the grant may exist from an earlier run
+SET client_min_messages = warning;  -- the grants may exist from an earlier run
 GRANT nile_auth_admin TO nile_keyadmin;
+-- nile_app is the application backend: trusted without a token (docs/api.md, "Threat model").
+GRANT nile_auth_backend TO nile_app;
 RESET client_min_messages;
 
 -- Test helpers. try() reports 'ok' or 'SQLSTATE: message' (uuids masked, they differ per run);

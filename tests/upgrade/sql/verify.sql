@@ -3,6 +3,20 @@
 ALTER EXTENSION nile_auth UPDATE;
 SELECT installed_version = default_version AS updated FROM pg_available_extensions WHERE name = 'nile_auth';
 
+-- Trust (0.2.0): the retired nile_auth.require_token is gone from role settings; a role that was
+-- a trusted backend without it (upgrade_owner, warned about above) is one only once granted
+-- nile_auth_backend.
+SELECT count(*) AS roles_with_require_token FROM pg_db_role_setting
+ WHERE array_to_string(setconfig, ',') LIKE '%nile_auth.require_token%';
+\c - upgrade_owner
+SELECT nile_auth.is_trusted_backend() AS owner_trusted_before_grant;
+\c - postgres
+GRANT nile_auth_backend TO upgrade_owner;
+\c - upgrade_owner
+SELECT nile_auth.is_trusted_backend() AS owner_trusted_after_grant;
+\c - postgres
+REVOKE nile_auth_backend FROM upgrade_owner;
+
 -- Every user logs in with the password they had (lou is still locked, below).
 SELECT u.email, (nile_auth.login(u.email, s.value)->>'id')::uuid = u.id AS logs_in
   FROM nile_auth.users u JOIN upgrade_fixture.secrets s ON s.name = split_part(u.email, '@', 1) || '_password'

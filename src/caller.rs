@@ -1,0 +1,71 @@
+//! Who is calling: a verified user, or the trusted application backend. The one place that
+//! decides it, so every function and policy agrees.
+//!
+//! Trust is granted only by catalog facts no client can change:
+//! - a token in `nile.auth_token` makes the session that user, if it verifies; a token that does
+//!   not verify is an error (28000) for everything that acts for the caller, never trust;
+//! - with no token, the session is the trusted backend only if its role (the outer role, before
+//!   any SECURITY DEFINER switch) is a superuser or has the privileges of `nile_auth_backend`.
+//!   Every other role is an end-user role and needs a verified token (28000 without one).
+
+use crate::errors::{AuthError, AuthResult};
+use crate::identity::session_identity;
+use pgrx::pg_sys;
+use uuid::Uuid;
+
+/// The role whose members (and superusers) are trusted application backends.
+pub const BACKEND_ROLE: &std::ffi::CStr = c"nile_auth_backend";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Caller {
+    TrustedBackend,
+    User(Uuid),
+}
+
+impl Caller {
+    /// The acting user, for the audit log; `None` for the trusted backend.
+    pub fn user(self) -> Option<Uuid> {
+        match self {
+            Caller::User(user) => Some(user),
+            Caller::TrustedBackend => None,
+        }
+    }
+}
+
+pub fn caller() -> AuthResult<Caller> {
+    caller_and_scope().map(|(caller, _)| caller)
+}
+
+/// The caller, and the one tenant its token is limited to (tokens from tenant API keys).
+pub fn caller_and_scope() -> AuthResult<(Caller, Option<Uuid>)> {
+    match session_identity()? {
+        Some(v) => Ok((Caller::User(v.user_id), v.tenant)),
+        None if is_backend_role() => Ok((Caller::TrustedBackend, None)),
+        None => Err(AuthError::NotAuthenticated),
+    }
+}
+
+/// Whether the session's role is a trusted backend: a superuser, or a role with the privileges
+/// of `nile_auth_backend`. The outer role is the one the client connected as or SET ROLE to;
+/// SECURITY DEFINER functions (ours, or an application's) do not change it. Both checks read
+/// the backend's role caches, which PostgreSQL invalidates when roles or grants change.
+pub fn is_backend_role() -> bool {
+    // SAFETY: plain catalog-cache lookups inside a transaction.
+    unsafe {
+        let role = pg_sys::GetOuterUserId();
+        if pg_sys::superuser_arg(role) {
+            return true;
+        }
+        let backend = pg_sys::get_role_oid(BACKEND_ROLE.as_ptr(), true);
+        backend != pg_sys::InvalidOid && pg_sys::has_privs_of_role(role, backend)
+    }
+}
+
+/// 42501 unless the caller is the trusted backend (28000 for an end-user role without a token
+/// or with one that does not verify).
+pub fn require_trusted_backend(what: &str) {
+    use crate::errors::OrRaise;
+    if caller().or_raise() != Caller::TrustedBackend {
+        AuthError::PermissionDenied(format!("{what} is for the trusted application backend only")).raise();
+    }
+}
