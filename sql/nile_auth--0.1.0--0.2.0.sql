@@ -55,3 +55,7 @@ BEGIN
     PERFORM pg_catalog.set_config('client_min_messages', messages, true);
 END
 $$;
+
+-- set_context(token, tenant_id): the per-request call with bind parameters (issue 10, class 7).
+CREATE FUNCTION nile_auth.set_context(token text, tenant_id uuid DEFAULT NULL) RETURNS uuid
+VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_wrapper';

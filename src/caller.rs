@@ -47,9 +47,14 @@ pub fn caller_and_scope() -> AuthResult<(Caller, Option<Uuid>)> {
 
 /// Whether the session's role is a trusted backend: a superuser, or a role with the privileges
 /// of `nile_auth_backend`. The outer role is the one the client connected as or SET ROLE to;
-/// SECURITY DEFINER functions (ours, or an application's) do not change it. Both checks read
+/// SECURITY DEFINER functions (ours, or an application's) do not change it. Maintenance runs
+/// (autovacuum, a superuser's ANALYZE) keep the outer role while executing a table owner's
+/// index expressions, so there nobody is a backend (see `identity::in_maintenance`). Both checks read
 /// the backend's role caches, which PostgreSQL invalidates when roles or grants change.
 pub fn is_backend_role() -> bool {
+    if crate::identity::in_maintenance() {
+        return false;
+    }
     // SAFETY: plain catalog-cache lookups inside a transaction.
     unsafe {
         let role = pg_sys::GetOuterUserId();

@@ -4,6 +4,7 @@
 //! are written for people and never contain a secret (password, token, key, hash).
 
 use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
@@ -71,7 +72,14 @@ impl AuthError {
     }
 
     /// Reports the error to PostgreSQL; the current (sub)transaction is aborted.
+    ///
+    /// The statement that failed may carry a secret (a password, a token, a key), so its text is
+    /// kept out of the server log, as errhidestmt() does: the STATEMENT line is written only when
+    /// `debug_query_string` is set, and PostgreSQL sets it again for the next statement. (pgrx
+    /// rebuilds reports it catches, dropping the errhidestmt flag, so the flag cannot be used.)
     pub fn raise(self) -> ! {
+        // SAFETY: a backend-local global, read only when the error is logged.
+        unsafe { pg_sys::debug_query_string = std::ptr::null() };
         ErrorReport::new(self.sqlstate(), self.message(), "nile_auth").report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }

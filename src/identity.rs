@@ -8,7 +8,7 @@
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
-use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting};
+use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting, with_session_setting_strict};
 use crate::tokens::{self, LEEWAY_SECONDS, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
@@ -127,15 +127,31 @@ pub fn verify_token(token: &str) -> Option<Verified> {
     Some(verified)
 }
 
+/// Inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, CLUSTER, REFRESH
+/// MATERIALIZED VIEW, CREATE INDEX evaluating a table owner's expressions), the code running is
+/// the table owner's, while the session may be a superuser's, a backend's or a user's. No
+/// identity and no trust hold there: tokens are ignored and no role is a backend (`caller`).
+pub fn in_maintenance() -> bool {
+    // SAFETY: reads backend-local state.
+    unsafe { pg_sys::InSecurityRestrictedOperation() }
+}
+
 /// The verified token of this session or transaction, or `None`.
 pub fn current_identity() -> Option<Verified> {
+    if in_maintenance() {
+        return None;
+    }
     with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
 }
 
 /// The token in `nile.auth_token`: `Ok(None)` when there is none, its claims when it verifies,
-/// and 28000 when one is present but does not verify (never the same as no token).
+/// and 28000 when one is present but does not verify (never the same as no token; an empty
+/// value set on purpose is present).
 pub fn session_identity() -> AuthResult<Option<Verified>> {
-    with_session_setting(AUTH_TOKEN, |token| token.map(|t| verify_token(t).ok_or(AuthError::InvalidToken)).transpose())
+    if in_maintenance() {
+        return Ok(None);
+    }
+    with_session_setting_strict(AUTH_TOKEN, |token| token.map(|t| verify_token(t).ok_or(AuthError::InvalidToken)).transpose())
 }
 
 /// The verified user of this session or transaction, or `None`.

@@ -83,6 +83,33 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
     }
 }
 
+/// Like `with_session_setting`, but '' reads as `Some("")` when someone set it on purpose (SET,
+/// set_config, a startup option, a role or database default): only a setting that is unset, or
+/// back at its default after RESET or the end of a SET LOCAL, is absent. For the token, where
+/// an empty value a client sent must be a token that does not verify, never "no token".
+pub fn with_session_setting_strict<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
+    with_session_setting(name, |value| match value {
+        None if set_explicitly(name) => f(Some("")),
+        other => f(other),
+    })
+}
+
+/// Whether a setting's current value came from anywhere but its default. Looked up only for an
+/// empty value (rare), by scanning the settings array: PG15 exports no lookup by name that
+/// returns the source.
+fn set_explicitly(name: &CStr) -> bool {
+    // SAFETY: the array and its entries belong to the GUC system and outlive this call; names
+    // are NUL-terminated.
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+        (0..count).map(|i| *vars.add(i)).filter(|v| !v.is_null()).any(|v| {
+            CStr::from_ptr((*v).name).to_bytes().eq_ignore_ascii_case(name.to_bytes())
+                && (*v).source != pg_sys::GucSource::PGC_S_DEFAULT
+        })
+    }
+}
+
 /// Reads a session setting as text and hands it to `f`; `None` when it was never set or is ''
 /// (after a `SET LOCAL` ends, Postgres leaves the placeholder at '' rather than removing it).
 /// Nothing else counts as unset: a value of spaces is a value, so a token of spaces is a token

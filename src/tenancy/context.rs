@@ -7,7 +7,7 @@ use crate::caller::{Caller, caller, caller_and_scope};
 use crate::db::{from_pg, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
-use crate::settings::{TENANT_ID, set_session_setting, with_session_setting};
+use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -256,6 +256,32 @@ fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, fa
     }
     set_session_setting(TENANT_ID, &tenant.to_string(), is_local);
     to_pg(tenant)
+}
+
+/// The documented way to set the request context: both settings for the current transaction
+/// only, checked at once, from one call that takes the token as a bind parameter (so it never
+/// appears in the statement text, pg_stat_activity or pg_stat_statements). 28000 for a token
+/// that does not verify, 42501 for a tenant the user may not use; NULL `tenant_id` clears the
+/// tenant for the transaction. Returns the user's id.
+#[pg_extern(volatile)]
+fn set_context(token: Option<&str>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::Uuid {
+    let token = required(token, "token").or_raise();
+    if token.is_empty() {
+        AuthError::InvalidToken.raise();
+    }
+    set_session_setting(AUTH_TOKEN, token, true);
+    // Set first, then checked through the same path every later statement takes: an error
+    // aborts the transaction, which undoes the settings.
+    let (caller, _) = caller_and_scope().or_raise();
+    let Caller::User(user) = caller else { AuthError::InvalidToken.raise() };
+    match tenant_id.map(from_pg) {
+        Some(tenant) => {
+            check_tenant_use(tenant).or_raise();
+            set_session_setting(TENANT_ID, &tenant.to_string(), true);
+        }
+        None => set_session_setting(TENANT_ID, "", true),
+    }
+    to_pg(user)
 }
 
 /// What the caller may do in one tenant, looked up once per call.

@@ -7,6 +7,7 @@ SELECT t.id AS side FROM nile_auth.tenants t WHERE t.name = 'side project'
                 WHERE tu.tenant_id = t.id AND u.email = 'mary@clustify.dev') \gset
 SELECT kid AS kid, secret AS secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1 \gset
 SELECT id AS mary_id FROM nile_auth.users WHERE email = 'mary@clustify.dev' \gset
+SELECT id AS managed FROM nile_auth.tenants WHERE name = 'Managed Expenses' \gset
 SELECT extract(epoch FROM now())::bigint AS now \gset
 -- A token for Mary, signed with the real key, expired an hour ago.
 SELECT test_util.jwt(jsonb_build_object('alg', 'HS256', 'typ', 'JWT', 'kid', :'kid'),
@@ -27,7 +28,8 @@ SELECT split_part(:'shaun', '.', 1) || '.' ||
 -- use of a tenant and every function acting for the caller fail with 28000; user_id() is NULL.
 CREATE TEMP TABLE bad_tokens (kind text, token text);
 INSERT INTO bad_tokens VALUES ('garbage', 'garbage'), ('tampered', :'tampered'), ('expired', :'expired'),
-                              ('empty header', '.x.y'), ('spaces', '  '), ('zero-width space', U&'\200B');
+                              ('empty header', '.x.y'), ('spaces', '  '), ('zero-width space', U&'\200B'),
+                              ('empty, set on purpose', '');
 SELECT b.kind,
        test_util.try(format('SET LOCAL nile.auth_token = %L; SET LOCAL nile.tenant_id = %L; SELECT count(*) FROM clustify.clusters', b.token, :'side')) AS read_foreign_rows,
        test_util.try(format('SET LOCAL nile.auth_token = %L; SELECT nile_auth.set_tenant(%L)', b.token, :'side')) AS set_tenant,
@@ -35,6 +37,12 @@ SELECT b.kind,
        test_util.try(format('SET LOCAL nile.auth_token = %L; SELECT nile_auth.list_tenants()', b.token)) AS list_tenants,
        test_util.try(format('SET LOCAL nile.auth_token = %L; SELECT nile_auth.lock_account(%L)', b.token, :'mary_id')) AS backend_only
   FROM bad_tokens b ORDER BY b.kind;
+-- Once those settings ended (SET LOCAL) or were RESET, there is no token again.
+SELECT nile_auth.is_trusted_backend() AS backend_after_local_ended;
+SET nile.auth_token = '';
+SELECT test_util.try('SELECT nile_auth.create_tenant(''squat'')') AS session_empty_token;
+RESET nile.auth_token;
+SELECT nile_auth.is_trusted_backend() AS backend_after_reset;
 -- The same, one by one, for the functions that act for the caller or need the backend.
 SET nile.auth_token = 'garbage';
 SELECT nile_auth.user_id() IS NULL AS no_identity, nile_auth.is_trusted_backend() AS trusted;
@@ -102,6 +110,22 @@ CREATE FUNCTION evil.pg_class_ownercheck(oid, oid) RETURNS boolean LANGUAGE sql 
 CREATE FUNCTION evil.format_type(oid, integer) RETURNS text LANGUAGE sql AS 'SELECT ''uuid''::text';
 CREATE FUNCTION evil.texteq(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);
+-- An index expression runs as its table owner inside maintenance that others start (a
+-- superuser's ANALYZE or REINDEX, autovacuum). There nobody is a backend, and no token counts.
+CREATE TABLE evil.t (i int);
+CREATE FUNCTION evil.probe(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RAISE NOTICE 'trusted: %, user: %', nile_auth.is_trusted_backend(), nile_auth.user_id() IS NOT NULL;
+    RETURN i;
+END $$;
+CREATE INDEX ON evil.t (evil.probe(i));
+INSERT INTO evil.t VALUES (1);
+\c - postgres
+SELECT set_config('nile.auth_token', :'shaun', false) IS NOT NULL AS superuser_with_a_token;
+ANALYZE evil.t;
+RESET nile.auth_token;
+REINDEX TABLE evil.t;
+\c - clustify_web
 SET search_path = evil, pg_catalog, public;
 SELECT test_util.try('SELECT nile_auth.disable_tenant_isolation(''clustify.clusters'')') AS disable_others_table;
 SELECT test_util.try('SELECT nile_auth.disable_tenant_isolation(''nile_auth.users'')') AS disable_on_users;
@@ -110,4 +134,25 @@ RESET search_path;
 \c - postgres
 SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
  WHERE oid IN ('clustify.clusters'::regclass, 'nile_auth.users'::regclass) ORDER BY relname;
+SET client_min_messages = warning;
 DROP SCHEMA evil CASCADE;
+RESET client_min_messages;
+
+-- Class 7: set_context(token, tenant) is the parameterised way to set the request context: both
+-- settings for the current transaction only, checked at once.
+\c - clustify_web
+BEGIN;
+SELECT nile_auth.set_context(:'shaun', :'managed') = nile_auth.user_id() AS returns_the_user;
+SELECT nile_auth.tenant_id() = :'managed' AS tenant_set, count(*) > 0 AS sees_rows FROM clustify.clusters;
+COMMIT;
+SELECT nile_auth.user_id() IS NULL AS no_identity_after_commit, nile_auth.tenant_id() IS NULL AS no_tenant_after_commit;
+BEGIN;
+SET LOCAL nile.tenant_id = :'managed';
+SELECT nile_auth.set_context(:'shaun') IS NOT NULL AS token_only, nile_auth.tenant_id() IS NULL AS clears_tenant;
+COMMIT;
+SELECT test_util.try(format('SELECT nile_auth.set_context(%L, %L)', :'shaun', :'side')) AS foreign_tenant,
+       test_util.try(format('SELECT nile_auth.set_context(%L, %L)', :'tampered', :'managed')) AS tampered_token,
+       test_util.try($$SELECT nile_auth.set_context('')$$) AS empty_token,
+       test_util.try($$SELECT nile_auth.set_context(NULL)$$) AS null_token;
+-- A failed set_context leaves nothing set.
+SELECT nile_auth.user_id() IS NULL AS nothing_left, current_setting('nile.auth_token', true) AS token_setting;
