@@ -59,3 +59,29 @@ $$;
 -- set_context(token, tenant_id): the per-request call with bind parameters (issue 10, class 7).
 CREATE FUNCTION nile_auth.set_context(token text, tenant_id uuid DEFAULT NULL) RETURNS uuid
 VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_wrapper';
+
+-- Tokens limited to one tenant (tenant API keys) do nothing outside it (issue 10, class 5): the
+-- built-in tables show such a token only its tenant, its members and its own membership there.
+CREATE FUNCTION nile_auth._token_tenant() RETURNS uuid
+STABLE PARALLEL RESTRICTED STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'token_tenant_sql_wrapper';
+CREATE OR REPLACE FUNCTION nile_auth._my_tenant_ids() RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(array_agg(tu.tenant_id), '{}')
+      FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+     WHERE tu.user_id = nile_auth.user_id() AND tu.deleted IS NULL AND t.deleted IS NULL
+       AND tu.tenant_id = COALESCE(nile_auth._token_tenant(), tu.tenant_id)
+$$;
+CREATE OR REPLACE FUNCTION nile_auth._visible_user_ids() RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(array_agg(DISTINCT other.user_id), '{}')
+      FROM nile_auth.tenant_users mine
+      JOIN nile_auth.tenant_users other ON other.tenant_id = mine.tenant_id
+      JOIN nile_auth.tenants t ON t.id = mine.tenant_id
+     WHERE mine.user_id = nile_auth.user_id()
+       AND mine.deleted IS NULL AND other.deleted IS NULL AND t.deleted IS NULL
+       AND mine.tenant_id = COALESCE(nile_auth._token_tenant(), mine.tenant_id)
+$$;
+ALTER POLICY visible_memberships ON nile_auth.tenant_users
+    USING (nile_auth.is_trusted_backend()
+           OR (user_id = nile_auth.user_id() AND tenant_id = COALESCE(nile_auth._token_tenant(), tenant_id))
+           OR tenant_id = nile_auth.tenant_id());

@@ -5,10 +5,10 @@
 use crate::audit::record;
 use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write};
 use crate::errors::{AuthError, OrRaise, required};
-use crate::identity::require_user;
+use crate::identity::require_account_user;
 use crate::passwords;
 use crate::settings::RESET_TOKEN_MAX_AGE;
-use crate::caller::{Caller, caller, require_trusted_backend};
+use crate::caller::{Caller, account_caller, require_trusted_backend};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pgrx::JsonB;
@@ -39,7 +39,7 @@ fn require_live_user(user: Uuid) {
 /// who shares no tenant with the caller is reported as not found.
 fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     require_live_user(user);
-    let me = match caller().or_raise() {
+    let me = match account_caller().or_raise() {
         Caller::TrustedBackend => return None,
         Caller::User(me) => me,
     };
@@ -132,7 +132,7 @@ fn unlock_account(user_id: Option<pgrx::Uuid>) -> bool {
 fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> JsonB {
     let old_password = required(old_password, "old_password").or_raise();
     let new_password = required(new_password, "new_password").or_raise();
-    let user = require_user().or_raise();
+    let user = require_account_user().or_raise();
     let (hash, email) = read_row(
         "SELECT c.password_hash, u.email FROM nile_auth.credentials c JOIN nile_auth.users u ON u.id = c.user_id WHERE c.user_id = $1",
         &[to_pg(user).into()],
@@ -238,7 +238,7 @@ fn reset_password(token: Option<&str>, new_password: Option<&str>) -> bool {
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn request_email_verification() -> String {
-    let user = require_user().or_raise();
+    let user = require_account_user().or_raise();
     let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1", &[to_pg(user).into()])
         .unwrap_or_else(|| user_not_found(user).raise());
     let token = issue_one_time_token(user, EMAIL_VERIFICATION, &email);

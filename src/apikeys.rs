@@ -5,8 +5,8 @@
 use crate::audit::record;
 use crate::db::{from_pg, read_all, read_row, to_pg, write};
 use crate::errors::{AuthError, OrRaise, required};
-use crate::identity::require_user;
-use crate::caller::{Caller, caller};
+use crate::identity::require_verified;
+use crate::caller::{Caller, caller_and_scope};
 use crate::tenancy::context::access;
 use crate::tokens::Subject;
 use base64::Engine;
@@ -35,8 +35,13 @@ fn create_api_key(
     if name.trim().is_empty() {
         AuthError::InvalidParameter("API key name must not be empty".into()).raise();
     }
-    let user = require_user().or_raise();
-    let tenant = tenant_id.map(from_pg);
+    let verified = require_verified().or_raise();
+    let user = verified.user_id;
+    // A token limited to one tenant mints keys for that tenant only, never broader.
+    let tenant = match (tenant_id.map(from_pg), verified.tenant) {
+        (Some(asked), Some(scope)) if asked != scope => AuthError::scoped(scope).raise(),
+        (asked, scope) => asked.or(scope),
+    };
     if let Some(tenant) = tenant {
         access(tenant); // P0002 unless the user is a member
     }
@@ -70,14 +75,17 @@ fn create_api_key(
     JsonB(json)
 }
 
-/// The current user's keys, without secrets.
+/// The current user's keys, without secrets (with a token limited to one tenant: that tenant's).
 #[pg_extern(security_definer, stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn list_api_keys() -> SetOfIterator<'static, JsonB> {
-    let user = require_user().or_raise();
+    let verified = require_verified().or_raise();
     SetOfIterator::new(read_all::<JsonB>(
-        &format!("SELECT {KEY_JSON} FROM nile_auth.api_keys WHERE user_id = $1 ORDER BY created, id"),
-        &[to_pg(user).into()],
+        &format!(
+            "SELECT {KEY_JSON} FROM nile_auth.api_keys
+              WHERE user_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) ORDER BY created, id"
+        ),
+        &[to_pg(verified.user_id).into(), verified.tenant.map(to_pg).into()],
     ))
 }
 
@@ -87,7 +95,7 @@ fn list_api_keys() -> SetOfIterator<'static, JsonB> {
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     let id = from_pg(required(id, "id").or_raise());
-    let actor = caller().or_raise();
+    let (actor, scope) = caller_and_scope().or_raise();
     let owner = read_row(
         "SELECT user_id, tenant_id FROM nile_auth.api_keys WHERE id = $1",
         &[to_pg(id).into()],
@@ -95,7 +103,7 @@ fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
     );
     let (owner, tenant) = match (owner, actor) {
         (Some((Some(owner), tenant)), Caller::TrustedBackend) => (owner, tenant),
-        (Some((Some(owner), tenant)), Caller::User(me)) if me == owner => (owner, tenant),
+        (Some((Some(owner), tenant)), Caller::User(me)) if me == owner && (scope.is_none() || tenant == scope) => (owner, tenant),
         _ => AuthError::NotFound(format!("API key {id} not found")).raise(),
     };
     write("UPDATE nile_auth.api_keys SET revoked = now() WHERE id = $1 AND revoked IS NULL", &[to_pg(id).into()]);

@@ -3,7 +3,7 @@
 
 use crate::db::{read_all, to_pg, write_prepared};
 use crate::errors::{AuthError, OrRaise};
-use crate::caller::{Caller, caller};
+use crate::caller::{Caller, caller_and_scope};
 use crate::tenancy::context::access;
 use pgrx::JsonB;
 use pgrx::prelude::*;
@@ -35,7 +35,10 @@ fn audit_events(
     let filter_user = user_id.map(crate::db::from_pg);
     // `me` restricts rows to the caller's own events; NULL for the trusted backend and for an
     // owner or admin reading their tenant.
-    let me = match (caller().or_raise(), tenant_id) {
+    let (caller, scope) = caller_and_scope().or_raise();
+    // A token limited to one tenant reads that tenant's events only (as its owner or admin).
+    let tenant_id = tenant_id.or(scope.map(crate::db::to_pg));
+    let me = match (caller, tenant_id) {
         (Caller::TrustedBackend, _) => None,
         (Caller::User(_), Some(tenant)) => {
             access(crate::db::from_pg(tenant)).require_admin();

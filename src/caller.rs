@@ -66,6 +66,15 @@ pub fn is_backend_role() -> bool {
     }
 }
 
+/// The caller of an account-wide operation (a new tenant, account administration): 42501 for a
+/// token limited to one tenant.
+pub fn account_caller() -> AuthResult<Caller> {
+    match caller_and_scope()? {
+        (_, Some(scope)) => Err(AuthError::scoped(scope)),
+        (caller, None) => Ok(caller),
+    }
+}
+
 /// 42501 unless the caller is the trusted backend (28000 for an end-user role without a token
 /// or with one that does not verify).
 pub fn require_trusted_backend(what: &str) {

@@ -71,6 +71,12 @@ impl AuthError {
         }
     }
 
+    /// 42501 for a token limited to one tenant (from a tenant API key) used outside it, or for an
+    /// account-wide action it may not take.
+    pub fn scoped(tenant: uuid::Uuid) -> Self {
+        AuthError::PermissionDenied(format!("this token is limited to tenant {tenant}"))
+    }
+
     /// Reports the error to PostgreSQL; the current (sub)transaction is aborted.
     ///
     /// The statement that failed may carry a secret (a password, a token, a key), so its text is

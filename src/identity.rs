@@ -159,9 +159,25 @@ pub fn current_user_id() -> Option<Uuid> {
     current_identity().map(|v| v.user_id)
 }
 
-/// The verified user acting; 28000 without a token or with one that does not verify.
-pub fn require_user() -> AuthResult<Uuid> {
-    session_identity()?.map(|v| v.user_id).ok_or(AuthError::NotAuthenticated)
+/// The verified token acting; 28000 without a token or with one that does not verify.
+pub fn require_verified() -> AuthResult<Verified> {
+    session_identity()?.ok_or(AuthError::NotAuthenticated)
+}
+
+/// The verified user acting on their whole account (profile, password, email): 42501 for a
+/// token limited to one tenant, which may do nothing outside it.
+pub fn require_account_user() -> AuthResult<Uuid> {
+    let verified = require_verified()?;
+    match verified.tenant {
+        Some(scope) => Err(AuthError::scoped(scope)),
+        None => Ok(verified.user_id),
+    }
+}
+
+/// The one tenant the session's token is limited to, or NULL: for the built-in tables' policies.
+#[pg_extern(stable, parallel_restricted, name = "_token_tenant")]
+fn token_tenant_sql() -> Option<pgrx::Uuid> {
+    current_identity().and_then(|v| v.tenant).map(to_pg)
 }
 
 /// Verifies `jwt` and makes it the identity of the session (or, with `is_local`, of the current
@@ -193,8 +209,13 @@ pub fn user_json(user_id: Uuid) -> Option<JsonB> {
 #[pg_extern(security_definer, stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn me() -> JsonB {
-    let user_id = require_user().or_raise();
-    user_json(user_id).ok_or(AuthError::NotAuthenticated).or_raise()
+    let verified = require_verified().or_raise();
+    let mut profile = user_json(verified.user_id).ok_or(AuthError::NotAuthenticated).or_raise();
+    // A token limited to one tenant shows only that tenant.
+    if let (Some(scope), Some(serde_json::Value::Array(tenants))) = (verified.tenant, profile.0.get_mut("tenants")) {
+        tenants.retain(|t| t.as_str() == Some(scope.to_string().as_str()));
+    }
+    profile
 }
 
 /// Profile fields a user may change, with their columns. Anything else is rejected.
@@ -262,7 +283,7 @@ pub fn update_profile(user_id: Uuid, changes: &serde_json::Value) {
 #[search_path(pg_catalog, pg_temp)]
 fn update_me(changes: Option<JsonB>) -> JsonB {
     let changes = required(changes, "changes").or_raise();
-    let user_id = require_user().or_raise();
+    let user_id = require_account_user().or_raise();
     update_profile(user_id, &changes.0);
     user_json(user_id).ok_or(AuthError::NotAuthenticated).or_raise()
 }

@@ -33,7 +33,13 @@ pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", requires = [uuid
 pgrx::extension_sql_file!(
     "../sql/builtin_policies.sql",
     name = "builtin_policies",
-    requires = ["schema", identity::user_id_sql, tenancy::context::tenant_id_sql, tenancy::context::is_trusted_backend]
+    requires = [
+        "schema",
+        identity::user_id_sql,
+        identity::token_tenant_sql,
+        tenancy::context::tenant_id_sql,
+        tenancy::context::is_trusted_backend
+    ]
 );
 pgrx::extension_sql_file!(
     "../sql/listings.sql",

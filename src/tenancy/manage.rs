@@ -4,7 +4,7 @@
 
 use super::context::{Access, access, require_current_tenant, tenant_not_found};
 use crate::audit::record;
-use crate::caller::{Caller, caller};
+use crate::caller::{Caller, account_caller, caller_and_scope};
 use crate::db::{from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row_prepared, to_pg, write, write_prepared};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::identity::{update_profile, user_json};
@@ -50,7 +50,7 @@ fn tenant_json(tenant: Uuid) -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn create_tenant(name: Option<&str>) -> JsonB {
     let name = required(name, "name").or_raise();
-    let tenant = match caller().or_raise() {
+    let tenant = match account_caller().or_raise() {
         Caller::User(user) => create_tenant_owned_by(name, user),
         Caller::TrustedBackend => insert_tenant(name, None),
     };
@@ -62,15 +62,17 @@ fn create_tenant(name: Option<&str>) -> JsonB {
 fn list_tenants() -> SetOfIterator<'static, JsonB> {
     // Two queries rather than one with "$1 IS NULL OR ...", which would scan every tenant: an
     // end user's list starts from their memberships (an index on user_id).
-    let rows = match caller().or_raise() {
-        Caller::User(user) => read_all_prepared::<JsonB>(
+    let rows = match caller_and_scope().or_raise() {
+        // A token limited to one tenant lists only that tenant.
+        (Caller::User(user), scope) => read_all_prepared::<JsonB>(
             "SELECT jsonb_build_object('id', t.id, 'name', t.name)
                FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
-              WHERE tu.user_id = $1 AND tu.deleted IS NULL AND t.deleted IS NULL
+              WHERE tu.user_id = $1 AND tu.tenant_id = COALESCE($2, tu.tenant_id)
+                AND tu.deleted IS NULL AND t.deleted IS NULL
               ORDER BY t.created, t.id",
-            &[to_pg(user).into()],
+            &[to_pg(user).into(), scope.map(to_pg).into()],
         ),
-        Caller::TrustedBackend => read_all::<JsonB>(
+        (Caller::TrustedBackend, _) => read_all::<JsonB>(
             "SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM nile_auth.tenants t
               WHERE t.deleted IS NULL ORDER BY t.created, t.id",
             &[],
@@ -104,10 +106,11 @@ fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     true
 }
 
-/// A user the caller may see: themself, or anyone sharing a live tenant. The trusted backend
-/// sees every live user. Anything else reads as not found.
+/// A user the caller may see: themself, or anyone sharing a live tenant (with a token limited
+/// to one tenant: sharing that tenant). The trusted backend sees every live user. Anything else
+/// reads as not found.
 fn authorize_user(user: Uuid) -> Caller {
-    let caller = caller().or_raise();
+    let (caller, scope) = caller_and_scope().or_raise();
     let visible = match caller {
         Caller::TrustedBackend => {
             read_one::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()])
@@ -117,10 +120,10 @@ fn authorize_user(user: Uuid) -> Caller {
             "SELECT true FROM nile_auth.tenant_users mine
                JOIN nile_auth.tenant_users theirs ON theirs.tenant_id = mine.tenant_id
                JOIN nile_auth.tenants t ON t.id = mine.tenant_id
-              WHERE mine.user_id = $1 AND theirs.user_id = $2
+              WHERE mine.user_id = $1 AND theirs.user_id = $2 AND mine.tenant_id = COALESCE($3, mine.tenant_id)
                 AND mine.deleted IS NULL AND theirs.deleted IS NULL AND t.deleted IS NULL
               LIMIT 1",
-            &[to_pg(me).into(), to_pg(user).into()],
+            &[to_pg(me).into(), to_pg(user).into(), scope.map(to_pg).into()],
         ),
     };
     if visible != Some(true) {

@@ -7,6 +7,7 @@ SELECT t.id AS side FROM nile_auth.tenants t WHERE t.name = 'side project'
                 WHERE tu.tenant_id = t.id AND u.email = 'mary@clustify.dev') \gset
 SELECT kid AS kid, secret AS secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1 \gset
 SELECT id AS mary_id FROM nile_auth.users WHERE email = 'mary@clustify.dev' \gset
+SELECT id AS shaun_id FROM nile_auth.users WHERE email = 'shaun@clustify.dev' \gset
 SELECT id AS managed FROM nile_auth.tenants WHERE name = 'Managed Expenses' \gset
 SELECT extract(epoch FROM now())::bigint AS now \gset
 -- A token for Mary, signed with the real key, expired an hour ago.
@@ -156,3 +157,33 @@ SELECT test_util.try(format('SELECT nile_auth.set_context(%L, %L)', :'shaun', :'
        test_util.try($$SELECT nile_auth.set_context(NULL)$$) AS null_token;
 -- A failed set_context leaves nothing set.
 SELECT nile_auth.user_id() IS NULL AS nothing_left, current_setting('nile.auth_token', true) AS token_setting;
+
+-- Class 5: a token from a tenant-bound API key does nothing outside its tenant and mints
+-- nothing broader. Mary owns "side project" and is a member of "Managed Expenses".
+\c - clustify_web
+SELECT nile_auth.authenticate(nile_auth.login('mary@clustify.dev', 'mary password 1')->'token'->>'jwt') IS NOT NULL AS mary_in;
+SELECT nile_auth.create_api_key('side bot', :'side')->>'key' AS side_key \gset
+SELECT nile_auth.create_api_key('laptop')->>'id' AS unscoped_key_id \gset
+RESET nile.auth_token;
+SELECT nile_auth.authenticate(nile_auth.login_with_api_key(:'side_key')->'token'->>'jwt') IS NOT NULL AS scoped_in;
+-- Keys it creates are bound to its tenant; another tenant is refused.
+SELECT nile_auth.create_api_key('escape')->>'tenantId' = :'side' AS new_key_bound_to_scope;
+SELECT test_util.try(format('SELECT nile_auth.create_api_key(%L, %L)', 'escape', :'managed')) AS key_for_other_tenant;
+SELECT count(*) AS keys_listed, bool_and(k->>'tenantId' = :'side') AS only_scope_keys FROM nile_auth.list_api_keys() k;
+SELECT test_util.try(format('SELECT nile_auth.revoke_api_key(%L)', :'unscoped_key_id')) AS revoke_unscoped_key;
+-- It sees only its tenant, in every listing and table.
+SELECT array_agg(t->>'name') AS list_tenants FROM nile_auth.list_tenants() t;
+SELECT nile_auth.me()->'tenants' = jsonb_build_array(:'side') AS me_tenants_scope_only;
+SELECT array_agg(name ORDER BY name) AS tenants_table FROM nile_auth.tenants;
+SELECT count(*) AS memberships_elsewhere FROM nile_auth.tenant_users WHERE tenant_id <> :'side';
+SELECT array_agg(email ORDER BY email) AS users_table FROM nile_auth.users;
+SELECT bool_and(e->>'tenantId' = :'side') AS audit_scope_only FROM nile_auth.audit_events() e;
+-- Account-wide actions are outside its tenant.
+SELECT regexp_replace(f, '[0-9a-f]{8}-[0-9a-f-]{27}', '<uuid>', 'g') AS call, test_util.try('SELECT ' || f) AS result FROM unnest(ARRAY[
+    $$nile_auth.create_tenant('escape')$$, $$nile_auth.update_me('{"name": "Scoped"}')$$,
+    $$nile_auth.change_password('mary password 1', 'a new password 1')$$, $$nile_auth.request_email_verification()$$,
+    format('nile_auth.set_tenant(%L)', :'managed')]) f;
+-- Shaun shares only "Managed Expenses" with Mary: outside this token's tenant, so not found.
+SELECT test_util.try(format('SELECT nile_auth.update_user(%L, %L)', :'shaun_id', '{"name": "x"}')) AS update_user_outside;
+SELECT test_util.try(format('SELECT nile_auth.deactivate_user(%L)', :'shaun_id')) AS deactivate_outside;
+RESET nile.auth_token;
