@@ -8,7 +8,7 @@
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
-use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting, with_session_setting_strict};
+use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting_strict};
 use crate::tokens::{self, LEEWAY_SECONDS, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
@@ -136,12 +136,10 @@ pub fn in_maintenance() -> bool {
     unsafe { pg_sys::InSecurityRestrictedOperation() }
 }
 
-/// The verified token of this session or transaction, or `None`.
+/// The verified token of this session or transaction, or `None` (no token, or one that does
+/// not verify): for policies, which see no identity where functions raise 28000.
 pub fn current_identity() -> Option<Verified> {
-    if in_maintenance() {
-        return None;
-    }
-    with_session_setting(AUTH_TOKEN, |token| token.and_then(verify_token))
+    session_identity().ok().flatten()
 }
 
 /// The token in `nile.auth_token`: `Ok(None)` when there is none, its claims when it verifies,

@@ -3,6 +3,7 @@
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
+use std::cell::Cell;
 use std::ffi::CStr;
 
 pub static TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
@@ -94,18 +95,30 @@ pub fn with_session_setting_strict<R>(name: &CStr, f: impl FnOnce(Option<&str>) 
     })
 }
 
-/// Whether a setting's current value came from anywhere but its default. Looked up only for an
-/// empty value (rare), by scanning the settings array: PG15 exports no lookup by name that
-/// returns the source.
+/// Whether a setting's current value came from anywhere but its default. PG15 exports no
+/// lookup by name that returns the source, so the settings array is scanned; where the setting
+/// was found last is remembered and checked by name before use (the array is re-sorted when
+/// settings are added), so a pooled connection whose token went back to '' pays one comparison
+/// per call, not a scan: this runs inside tenant_id() and user_id().
 fn set_explicitly(name: &CStr) -> bool {
+    thread_local! {
+        static LAST_FOUND: Cell<usize> = const { Cell::new(0) };
+    }
     // SAFETY: the array and its entries belong to the GUC system and outlive this call; names
     // are NUL-terminated.
     unsafe {
         let vars = pg_sys::get_guc_variables();
         let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
-        (0..count).map(|i| *vars.add(i)).filter(|v| !v.is_null()).any(|v| {
-            CStr::from_ptr((*v).name).to_bytes().eq_ignore_ascii_case(name.to_bytes())
-                && (*v).source != pg_sys::GucSource::PGC_S_DEFAULT
+        let named = |i: usize| {
+            let var = *vars.add(i);
+            (!var.is_null() && CStr::from_ptr((*var).name).to_bytes().eq_ignore_ascii_case(name.to_bytes())).then_some(var)
+        };
+        let last = LAST_FOUND.get();
+        let found = if last < count { named(last).map(|v| (last, v)) } else { None }
+            .or_else(|| (0..count).find_map(|i| named(i).map(|v| (i, v))));
+        found.is_some_and(|(i, var)| {
+            LAST_FOUND.set(i);
+            (*var).source != pg_sys::GucSource::PGC_S_DEFAULT
         })
     }
 }

@@ -266,12 +266,10 @@ fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, fa
 #[pg_extern(volatile)]
 fn set_context(token: Option<&str>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::Uuid {
     let token = required(token, "token").or_raise();
-    if token.is_empty() {
-        AuthError::InvalidToken.raise();
-    }
     set_session_setting(AUTH_TOKEN, token, true);
-    // Set first, then checked through the same path every later statement takes: an error
-    // aborts the transaction, which undoes the settings.
+    // Set first, then checked through the same path every later statement takes (an empty
+    // token set this way is a token that does not verify): an error aborts the transaction,
+    // which undoes the settings.
     let (caller, _) = caller_and_scope().or_raise();
     let Caller::User(user) = caller else { AuthError::InvalidToken.raise() };
     match tenant_id.map(from_pg) {
