@@ -3,11 +3,7 @@
 # database the same password still logs in, and a token minted for the old database is refused.
 # Runs against the server in PGHOST/PGPORT as a superuser (scripts/test.sh sets them).
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
-q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-check() { # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "FAIL: $1: expected [$2], got [$3]"; exit 1; fi
-}
+source "$(dirname "$0")/lib/common.sh"
 
 for db in nile_dump_src nile_dump_dst; do "$BIN/dropdb" --if-exists "$db"; done
 "$BIN/createdb" nile_dump_src

@@ -4,15 +4,10 @@
 # authenticate and set_tenant) scopes identity and tenant to one transaction, and nothing of one
 # client's context is visible to the next. Runs against the server in PGHOST/PGPORT.
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
+source "$(dirname "$0")/lib/common.sh"
 BOUNCER_PORT=${NILE_AUTH_BOUNCER_PORT:-6544}
-q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-check() { # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "FAIL: $1: expected [$2], got [$3]"; exit 1; fi
-}
 
-"$BIN/dropdb" --if-exists nile_pool
-"$BIN/createdb" nile_pool
+fresh_db nile_pool
 q -d nile_pool >/dev/null <<'SQL'
 CREATE EXTENSION nile_auth;
 DO $$ BEGIN

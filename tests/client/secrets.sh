@@ -7,16 +7,11 @@
 # Runs against the server in PGHOST/PGPORT as a superuser; the server log is $PGHOST/server.log
 # (scripts/cluster.sh).
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
+source "$(dirname "$0")/lib/common.sh"
 LOG=$PGHOST/server.log
-q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-check() { # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "FAIL: $1: expected [$2], got [$3]"; exit 1; fi
-}
 in_log() { grep -c -- "$1" "$LOG" || true; }
 
-"$BIN/dropdb" --if-exists nile_secrets
-"$BIN/createdb" nile_secrets
+fresh_db nile_secrets
 q -d nile_secrets >/dev/null <<'SQL'
 CREATE EXTENSION nile_auth;
 DO $$ BEGIN

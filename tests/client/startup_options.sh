@@ -5,19 +5,14 @@
 # no startup option, setting or role switch a client can make grants it.
 # Runs against the server in PGHOST/PGPORT as a superuser (scripts/test.sh sets them).
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
-q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-check() { # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "FAIL: $1: expected [$2], got [$3]"; exit 1; fi
-}
+source "$(dirname "$0")/lib/common.sh"
 # The SQLSTATE of the last statement of a connection made with the given startup options.
 state_with() { # options role sql...
   local options=$1 role=$2; shift 2
   PGOPTIONS=$options "$BIN/psql" -X -q -A -t -d nile_startup -U "$role" -v VERBOSITY=sqlstate "$@" 2>&1 | grep -oE '^(ERROR|FATAL): +[0-9A-Z]{5}' | awk '{print $2}' | tail -1
 }
 
-"$BIN/dropdb" --if-exists nile_startup
-"$BIN/createdb" nile_startup
+fresh_db nile_startup
 q -d nile_startup >/dev/null <<'SQL'
 CREATE EXTENSION nile_auth;
 DO $$ BEGIN
