@@ -85,3 +85,23 @@ ALTER POLICY visible_memberships ON nile_auth.tenant_users
     USING (nile_auth.is_trusted_backend()
            OR (user_id = nile_auth.user_id() AND tenant_id = COALESCE(nile_auth._token_tenant(), tenant_id))
            OR tenant_id = nile_auth.tenant_id());
+
+-- Lockout counted in shared memory, written down per account key (issue 10, classes 4 and 9).
+-- Failure counts and automatic locks move from credentials to login_failures; credentials keeps
+-- the manual lock ('infinity') only.
+CREATE TABLE nile_auth.login_failures (
+    account      uuid PRIMARY KEY,
+    failures     integer NOT NULL,
+    last_failure timestamptz NOT NULL,
+    locked_until timestamptz
+);
+CREATE INDEX login_failures_last_failure_idx ON nile_auth.login_failures (last_failure);
+REVOKE ALL ON nile_auth.login_failures FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.login_failures', '');
+INSERT INTO nile_auth.login_failures (account, failures, last_failure, locked_until)
+SELECT user_id, failed_logins, COALESCE(last_failed_login, now()),
+       CASE WHEN locked_until <> 'infinity' THEN locked_until END
+  FROM nile_auth.credentials
+ WHERE failed_logins > 0 OR (locked_until IS NOT NULL AND locked_until <> 'infinity');
+UPDATE nile_auth.credentials SET locked_until = NULL WHERE locked_until <> 'infinity';
+ALTER TABLE nile_auth.credentials DROP COLUMN failed_logins, DROP COLUMN last_failed_login;

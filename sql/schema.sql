@@ -47,16 +47,25 @@ CREATE TABLE nile_auth.tenant_users (
 CREATE INDEX tenant_users_user_id_idx ON nile_auth.tenant_users (user_id, tenant_id);
 
 -- Private: argon2id PHC strings (algorithm and parameters are inside each string).
--- Lockout state lives here too: failed_logins counts failures since last_failed_login's
--- window began; locked_until (infinity for a manual lock) refuses logins until then.
+-- locked_until is lock_account's manual lock ('infinity' until unlock_account).
 CREATE TABLE nile_auth.credentials (
     user_id           uuid PRIMARY KEY REFERENCES nile_auth.users (id) ON DELETE CASCADE,
     password_hash     text NOT NULL,
     updated           timestamptz NOT NULL DEFAULT now(),
-    failed_logins     integer NOT NULL DEFAULT 0,
-    last_failed_login timestamptz,
     locked_until      timestamptz
 );
+
+-- Private: failed password checks, as the lockout worker last wrote them down. The live count
+-- is in shared memory; this is where it comes back from after a restart. `account` is a
+-- user's id, or a key derived from an email nobody registered: both kinds of failure write the
+-- same rows, so table statistics do not tell them apart. No foreign key, for the same reason.
+CREATE TABLE nile_auth.login_failures (
+    account      uuid PRIMARY KEY,
+    failures     integer NOT NULL,
+    last_failure timestamptz NOT NULL,
+    locked_until timestamptz              -- the automatic lock, after max_failed_logins failures
+);
+CREATE INDEX login_failures_last_failure_idx ON nile_auth.login_failures (last_failure);
 
 -- Private: one-time tokens for password reset and email verification. Only a SHA-256 of the
 -- token is stored; the token itself is shown once, to be mailed.
@@ -136,6 +145,7 @@ SELECT pg_catalog.pg_extension_config_dump('nile_auth.users', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.tenant_users', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.credentials', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.login_failures', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.one_time_tokens', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.api_keys', '');

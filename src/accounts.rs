@@ -3,14 +3,13 @@
 use crate::db::{from_pg, read_row, to_pg, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::audit::record;
-use crate::lockout::{Failure, record_failed_login};
+use crate::lockout;
 use crate::passwords;
 use crate::tokens::Subject;
 use crate::settings::TOKEN_MAX_AGE;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
-use uuid::Uuid;
 
 /// `{"jwt", "maxAge", "type"}`, signed with the current key.
 pub fn access_token(subject: &crate::tokens::Subject) -> serde_json::Value {
@@ -54,50 +53,25 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
     if password.len() > passwords::MAX_PASSWORD_BYTES {
         AuthError::InvalidParameter(format!("password must be at most {} bytes", passwords::MAX_PASSWORD_BYTES)).raise();
     }
-    let row = read_row(
-        "SELECT u.id, u.email, c.password_hash, u.deactivated IS NOT NULL, COALESCE(c.locked_until > now(), false),
-                c.failed_logins
-           FROM nile_auth.users u JOIN nile_auth.credentials c ON c.user_id = u.id
-          WHERE lower(u.email) = lower($1) AND u.deleted IS NULL",
+    let user = read_row(
+        "SELECT id, email, deactivated IS NOT NULL FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
         &[email.into()],
         |row| {
-            Ok(LoginRow {
-                user_id: row.get::<pgrx::Uuid>(1)?.map(from_pg),
-                email: row.get::<String>(2)?.unwrap_or_default(),
-                hash: row.get::<String>(3)?.unwrap_or_default(),
-                deactivated: row.get::<bool>(4)?.unwrap_or(true),
-                locked: row.get::<bool>(5)?.unwrap_or(true),
-                failed_logins: row.get::<i32>(6)?.unwrap_or(0),
-            })
+            Ok((
+                row.get::<pgrx::Uuid>(1)?.map(from_pg),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<bool>(3)?.unwrap_or(true),
+            ))
         },
     );
-    // Every refusal looks the same (28P01) and costs one argon2 verification.
-    let refuse = |user: Option<Uuid>, failure: Failure| -> ! {
-        if failure != Failure::WrongPassword {
-            passwords::verify_against_dummy(password);
-        }
-        record_failed_login(user, failure);
-        AuthError::InvalidCredentials.raise()
+    let (user, stored_email) = match user {
+        Some((Some(id), stored, deactivated)) => (Some((id, deactivated)), stored),
+        _ => (None, String::new()),
     };
-    let Some(LoginRow { user_id: Some(user_id), email: stored_email, hash, deactivated, locked, failed_logins }) = row else {
-        refuse(None, Failure::UnknownEmail)
-    };
-    if deactivated {
-        refuse(Some(user_id), Failure::Deactivated);
-    }
-    if locked {
-        refuse(Some(user_id), Failure::Locked);
-    }
-    if !passwords::verify_password(password, &hash) {
-        refuse(Some(user_id), Failure::WrongPassword);
-    }
-    if failed_logins > 0 {
-        write(
-            "UPDATE nile_auth.credentials SET failed_logins = 0, last_failed_login = NULL WHERE user_id = $1",
-            &[to_pg(user_id).into()],
-        );
-    }
-    if passwords::needs_rehash(&hash) {
+    let account = lockout::Account::read(user, email);
+    lockout::check_password(&account, password);
+    let Some((user_id, _)) = user else { AuthError::InvalidCredentials.raise() };
+    if passwords::needs_rehash(account.hash()) {
         write(
             "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
             &[to_pg(user_id).into(), passwords::hash_password(password).or_raise().into()],
@@ -105,15 +79,6 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
     }
     record("login.succeeded", Some(user_id), None, Some(&user_id.to_string()), json!({}));
     JsonB(json!({"id": user_id, "token": access_token(&Subject { user_id, email: &stored_email, tenant: None })}))
-}
-
-struct LoginRow {
-    user_id: Option<Uuid>,
-    email: String,
-    hash: String,
-    deactivated: bool,
-    locked: bool,
-    failed_logins: i32,
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -117,10 +117,8 @@ fn lock_account(user_id: Option<pgrx::Uuid>) -> bool {
 fn unlock_account(user_id: Option<pgrx::Uuid>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
     require_backend_for_live_user(user, "unlock_account");
-    write(
-        "UPDATE nile_auth.credentials SET locked_until = NULL, failed_logins = 0, last_failed_login = NULL WHERE user_id = $1",
-        &[to_pg(user).into()],
-    );
+    write("UPDATE nile_auth.credentials SET locked_until = NULL WHERE user_id = $1", &[to_pg(user).into()]);
+    crate::lockout::forget(user);
     record("account.unlocked", None, None, Some(&user.to_string()), json!({}));
     true
 }
@@ -133,15 +131,13 @@ fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> Js
     let old_password = required(old_password, "old_password").or_raise();
     let new_password = required(new_password, "new_password").or_raise();
     let user = require_account_user().or_raise();
-    let (hash, email) = read_row(
-        "SELECT c.password_hash, u.email FROM nile_auth.credentials c JOIN nile_auth.users u ON u.id = c.user_id WHERE c.user_id = $1",
-        &[to_pg(user).into()],
-        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
-    )
-    .unwrap_or_default();
-    if old_password.len() > passwords::MAX_PASSWORD_BYTES || !passwords::verify_password(old_password, &hash) {
+    if old_password.len() > passwords::MAX_PASSWORD_BYTES {
         AuthError::InvalidCredentials.raise();
     }
+    let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1", &[to_pg(user).into()])
+        .unwrap_or_else(|| user_not_found(user).raise());
+    // The old password is checked like a login's: counted, and refused once the account locks.
+    crate::lockout::check_password(&crate::lockout::Account::read(Some((user, false)), &email), old_password);
     store_password(user, new_password);
     record("password.changed", Some(user), None, Some(&user.to_string()), json!({}));
     let token = crate::accounts::access_token(&crate::tokens::Subject { user_id: user, email: &email, tenant: None });
@@ -224,12 +220,7 @@ fn reset_password(token: Option<&str>, new_password: Option<&str>) -> bool {
     passwords::check_password_policy(new_password, crate::users::min_password_chars()).or_raise();
     let (user, _) = consume_one_time_token(token, PASSWORD_RESET);
     store_password(user, new_password);
-    write(
-        "UPDATE nile_auth.credentials SET failed_logins = 0, last_failed_login = NULL,
-                locked_until = CASE WHEN locked_until = 'infinity' THEN locked_until END
-          WHERE user_id = $1",
-        &[to_pg(user).into()],
-    );
+    crate::lockout::forget(user);
     record("password.reset", Some(user), None, Some(&user.to_string()), json!({}));
     true
 }

@@ -118,6 +118,7 @@ fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
 #[search_path(pg_catalog, pg_temp)]
 fn login_with_api_key(key: Option<&str>) -> JsonB {
     let key = required(key, "key").or_raise();
+    crate::lockout::require_schema();
     let row = read_row(
         "SELECT k.id, k.user_id, u.email, k.tenant_id
            FROM nile_auth.api_keys k
@@ -127,6 +128,8 @@ fn login_with_api_key(key: Option<&str>) -> JsonB {
             AND k.revoked IS NULL AND (k.expires IS NULL OR k.expires > now())
             AND u.deleted IS NULL AND u.deactivated IS NULL
             AND (c.locked_until IS NULL OR c.locked_until <= now())
+            AND NOT EXISTS (SELECT FROM nile_auth.login_failures f
+                             WHERE f.account = k.user_id AND f.locked_until > now())
             AND (k.tenant_id IS NULL OR EXISTS (
                   SELECT FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
                    WHERE tu.tenant_id = k.tenant_id AND tu.user_id = k.user_id

@@ -58,6 +58,7 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
+    lockout::init();
     identity::register_invalidation_callback();
     tenancy::context::register_invalidation_callback();
 }
@@ -69,6 +70,6 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["shared_preload_libraries = 'nile_auth'"]
     }
 }

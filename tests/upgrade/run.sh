@@ -6,7 +6,8 @@
 # 1. build a .deb of the previous release from a git worktree of its commit (scripts/releases.txt)
 #    and install it (dpkg -i); start a private server;
 # 2. populate: data through the previous release's functions (sql/populate.sql);
-# 3. install CURRENT_DEB over it while the server runs, as a package upgrade does;
+# 3. install CURRENT_DEB over it while the server runs, as a package upgrade does, and restart
+#    (the library is preloaded);
 # 4. between: before ALTER EXTENSION UPDATE the old SQL definitions call the new library; every
 #    old C function's symbol still exists with the same signature, or calling it fails cleanly;
 # 5. verify: ALTER EXTENSION nile_auth UPDATE, then logins, tokens, keys, memberships, isolation;
@@ -61,7 +62,6 @@ stage "install the $base_version package" $? "$work-out/dpkg-base.log"
 [ "$failed" -eq 0 ] || exit 1
 
 bash scripts/cluster.sh start "$work" "$port" || { echo "FAILED upgrade: server start"; exit 1; }
-started=$(q -d postgres -c "SELECT pg_postmaster_start_time()")
 "$BIN/createdb" "$DB"
 regress "$DB" tests/upgrade populate
 stage "populate $base_version" $?
@@ -69,6 +69,10 @@ stage "populate $base_version" $?
 # The package upgrade, with the server running and no ALTER EXTENSION yet.
 dpkg -i "$current_deb" >"$work-out/dpkg-current.log" 2>&1
 stage "install the $current_version package over $base_version" $? "$work-out/dpkg-current.log"
+# The preloaded library is the postmaster's copy: the new one runs after a restart.
+bash scripts/cluster.sh restart "$work" "$port"
+stage "restart with the $current_version library preloaded" $?
+started=$(q -d postgres -c "SELECT pg_postmaster_start_time()")
 "$BIN/createdb" "$FRESH" && q -d "$FRESH" -c "CREATE EXTENSION nile_auth"
 stage "fresh CREATE EXTENSION of $current_version" $?
 

@@ -64,7 +64,8 @@ WITH ext AS (
     UNION ALL
     -- Columns, in order, with type, nullability, default, identity, generation and collation.
     SELECT c.oid::regclass::text, 'column',
-           lpad(a.attnum::text, 3, '0') || ' ' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+           -- The position among live columns: a column dropped by an upgrade leaves a gap in attnum.
+           lpad((row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum))::text, 3, '0') || ' ' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
            || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
            || coalesce(' DEFAULT ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '')
            || CASE WHEN a.attidentity <> '' THEN ' IDENTITY ' || a.attidentity::text ELSE '' END

@@ -1,0 +1,212 @@
+//! Lockout: per account and window, at most `nile_auth.max_failed_logins` wrong passwords are
+//! ever checked against the hash, whatever the isolation level, the concurrency, the free worker
+//! slots or the entry point (login, change_password: everything that checks a password goes
+//! through `check_password`).
+//!
+//! The count lives in shared memory (`slots`), where every backend sees every attempt at once;
+//! an attempt reserves its place there before the hash is checked. The failed attempt's own
+//! transaction rolls back, so a worker (`worker`) writes the failure to
+//! nile_auth.login_failures and the audit log, from where a restart picks the count up again.
+//! Shared memory needs `shared_preload_libraries = 'nile_auth'`; without it every password
+//! check is refused (55000), never left uncounted.
+
+mod slots;
+mod worker;
+
+use crate::db::{read_one, read_row, to_pg, write};
+use crate::errors::AuthError;
+use crate::passwords;
+use crate::settings::{LOCKOUT_DURATION, LOCKOUT_WINDOW, MAX_FAILED_LOGINS};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{PgLwLock, pg_shmem_init};
+use slots::{Count, Persisted, Policy, Refusal, Table};
+use std::sync::atomic::{AtomicBool, Ordering};
+use uuid::Uuid;
+pub use worker::Failure;
+
+static TABLE: PgLwLock<Table> = unsafe { PgLwLock::new(c"nile_auth_lockout") };
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// From `_PG_init`: claims the shared table when the library is preloaded.
+#[allow(unexpected_cfgs)] // pg_shmem_init! names every PostgreSQL version pgrx supports
+pub fn init() {
+    // SAFETY: a flag the postmaster sets while it loads shared_preload_libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(TABLE = Table::new());
+        PRELOADED.store(true, Ordering::Relaxed);
+    }
+}
+
+fn table() -> &'static PgLwLock<Table> {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        AuthError::ObjectNotInPrerequisiteState(
+            "nile_auth must be listed in shared_preload_libraries to check passwords".into(),
+        )
+        .raise();
+    }
+    &TABLE
+}
+
+/// Between a package upgrade and `ALTER EXTENSION nile_auth UPDATE`, the new library runs over
+/// the previous release's tables, which have no nile_auth.login_failures: anything that counts
+/// failures refuses (55000) until the update, rather than half working.
+pub fn require_schema() {
+    thread_local! { static READY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+    if READY.get() {
+        return;
+    }
+    if read_one::<bool>("SELECT pg_catalog.to_regclass('nile_auth.login_failures') IS NOT NULL", &[]) != Some(true) {
+        AuthError::ObjectNotInPrerequisiteState("nile_auth is not updated yet: run ALTER EXTENSION nile_auth UPDATE".into())
+            .raise();
+    }
+    READY.set(true);
+}
+
+fn policy() -> Policy {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Policy {
+        max_failed: u16::try_from(MAX_FAILED_LOGINS.get()).unwrap_or(u16::MAX),
+        window_ms: i64::from(LOCKOUT_WINDOW.get()) * 1000,
+        duration_ms: i64::from(LOCKOUT_DURATION.get()) * 1000,
+        now_ms,
+    }
+}
+
+fn database() -> u32 {
+    // SAFETY: set in every backend that runs SQL.
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
+}
+
+/// The account a password is tried against: a registered user, or, for an email nobody
+/// registered, a key derived from the email, so that both leave the same traces.
+pub struct Account {
+    key: Uuid,
+    registered: bool,
+    hash: String,
+    /// Deactivated, or locked by `lock_account`: refused without checking the password.
+    barred: Option<Failure>,
+    persisted: Persisted,
+}
+
+impl Account {
+    /// Reads what a password check needs. `user` is the registered user, if any, and whether it
+    /// is deactivated; `email` derives the key when there is none. The same two tables are
+    /// read either way.
+    pub fn read(user: Option<(Uuid, bool)>, email: &str) -> Account {
+        require_schema();
+        let row = read_row(
+            "SELECT a.account, c.password_hash, COALESCE(c.locked_until > now(), false), f.failures,
+                    (extract(epoch FROM f.last_failure) * 1000)::bigint,
+                    (extract(epoch FROM f.locked_until) * 1000)::bigint
+               FROM (SELECT COALESCE($1, encode(substring(pg_catalog.sha256(convert_to('nile_auth unknown email '
+                             || lower($2), 'UTF8')) FROM 1 FOR 16), 'hex')::uuid) AS account) a
+               LEFT JOIN nile_auth.credentials c ON c.user_id = a.account
+               LEFT JOIN nile_auth.login_failures f ON f.account = a.account",
+            &[user.map(|(id, _)| to_pg(id)).into(), email.into()],
+            |row| {
+                Ok((
+                    row.get::<pgrx::Uuid>(1)?.map(crate::db::from_pg),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<bool>(3)?.unwrap_or(false),
+                    Persisted {
+                        failures: row.get::<i32>(4)?.unwrap_or(0),
+                        last_failure_ms: row.get::<i64>(5)?.unwrap_or(0),
+                        locked_until_ms: row.get::<i64>(6)?.unwrap_or(0),
+                    },
+                ))
+            },
+        );
+        let Some((Some(key), hash, manually_locked, persisted)) = row else {
+            AuthError::Internal("no lockout row".into()).raise()
+        };
+        let barred = match user {
+            Some((_, true)) => Some(Failure::Deactivated),
+            Some(_) if manually_locked => Some(Failure::Locked),
+            _ => None,
+        };
+        Account { key, registered: user.is_some(), hash, barred, persisted }
+    }
+
+    /// The stored hash, for a caller that rehashes after a right password.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// Returns when `password` is right for `account`. Otherwise the attempt is recorded and 28P01
+/// raised; every refusal costs one argon2 verification, so timing tells them apart no better
+/// than the message does.
+pub fn check_password(account: &Account, password: &str) {
+    let refuse = |failure: Failure, count: Option<Count>| -> ! {
+        if count.is_none() {
+            passwords::verify_against_dummy(password);
+        }
+        worker::record(&account_job(account, failure, count));
+        AuthError::InvalidCredentials.raise()
+    };
+    if !account.registered {
+        refuse(Failure::UnknownEmail, None);
+    }
+    if let Some(barred) = account.barred {
+        refuse(barred, None);
+    }
+    let lock = table();
+    let ticket = lock.exclusive().reserve(database(), account.key.as_bytes(), account.persisted, &policy());
+    let ticket = match ticket {
+        Ok(ticket) => ticket,
+        Err(Refusal::Locked) => refuse(Failure::Locked, None),
+        Err(Refusal::Full) => {
+            pgrx::ereport!(
+                PgLogLevel::LOG_SERVER_ONLY,
+                PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                "nile_auth: every lockout slot holds an account with recent failed logins; password checks are refused until some expire"
+            );
+            refuse(Failure::Uncounted, None)
+        }
+    };
+    // Nothing between reserve and settle can raise: a lost reservation would count forever.
+    let right = passwords::verify_password(password, &account.hash);
+    let count = lock.exclusive().settle(ticket, right, &policy());
+    if !right {
+        refuse(Failure::WrongPassword, Some(count));
+    }
+    if account.persisted.failures > 0 || account.persisted.locked_until_ms > 0 {
+        write("DELETE FROM nile_auth.login_failures WHERE account = $1", &[to_pg(account.key).into()]);
+    }
+}
+
+fn account_job(account: &Account, failure: Failure, count: Option<Count>) -> worker::Job {
+    let p = policy();
+    let persisted = account.persisted;
+    let in_window = persisted.last_failure_ms + p.window_ms > p.now_ms;
+    let (failures, locked_until_ms, locked_now) = match count {
+        Some(c) => (i32::from(c.failures), c.locked_until_ms, c.locked_now),
+        // An unknown email keeps its own count in the table (never a lock); other refusals
+        // leave the count as it was.
+        None if failure == Failure::UnknownEmail => (if in_window { persisted.failures + 1 } else { 1 }, 0, false),
+        None => (persisted.failures, persisted.locked_until_ms, false),
+    };
+    worker::Job {
+        database: database(),
+        account: account.key,
+        registered: account.registered,
+        failure,
+        failures,
+        locked_until_ms,
+        locked_now,
+        window_s: LOCKOUT_WINDOW.get(),
+    }
+}
+
+/// Forgets the account's failures and automatic lock (unlock_account, reset_password), in
+/// shared memory now and in nile_auth.login_failures with the caller's transaction.
+pub fn forget(user: Uuid) {
+    require_schema();
+    if PRELOADED.load(Ordering::Relaxed) {
+        TABLE.exclusive().forget(database(), user.as_bytes());
+    }
+    write("DELETE FROM nile_auth.login_failures WHERE account = $1", &[to_pg(user).into()]);
+}
