@@ -105,3 +105,79 @@ SELECT user_id, failed_logins, COALESCE(last_failed_login, now()),
  WHERE failed_logins > 0 OR (locked_until IS NOT NULL AND locked_until <> 'infinity');
 UPDATE nile_auth.credentials SET locked_until = NULL WHERE locked_until <> 'infinity';
 ALTER TABLE nile_auth.credentials DROP COLUMN failed_logins, DROP COLUMN last_failed_login;
+
+-- Holes around isolated tables (issue 10, class 8): partitions now and later, TRUNCATE, other
+-- permissive policies (sql/isolation_guards.sql).
+CREATE FUNCTION nile_auth._isolate_partitions(rel oid) RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'isolate_partitions_wrapper';
+CREATE FUNCTION nile_auth._check_new_policy(policy oid) RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'check_new_policy_wrapper';
+CREATE FUNCTION nile_auth._refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT nile_auth.is_trusted_backend() THEN
+        RAISE EXCEPTION 'TRUNCATE of tenant-isolated table %.% is for trusted backends only', TG_TABLE_SCHEMA, TG_TABLE_NAME
+              USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION nile_auth._guard_isolated_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    command record;
+BEGIN
+    FOR command IN SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+        IF command.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+            PERFORM nile_auth._isolate_partitions(command.objid);
+        ELSIF command.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+            PERFORM nile_auth._check_new_policy(command.objid);
+        END IF;
+    END LOOP;
+END $$;
+REVOKE EXECUTE ON FUNCTION nile_auth._isolate_partitions(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._check_new_policy(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tables() FROM PUBLIC;
+CREATE EVENT TRIGGER nile_auth_guard_isolated_tables ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE POLICY')
+    EXECUTE FUNCTION nile_auth._guard_isolated_tables();
+-- Tables isolated under 0.1.0 get the same guards now. One with another permissive policy is
+-- left as it was, with a WARNING naming the policies: the update does not drop a DBA's policy.
+DO $$
+DECLARE
+    isolated pg_catalog.regclass;
+BEGIN
+    FOR isolated IN
+        SELECT DISTINCT p.polrelid::pg_catalog.regclass
+          FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+         WHERE p.polname = 'tenant_isolation' AND c.relnamespace <> 'nile_auth'::pg_catalog.regnamespace
+           AND NOT c.relispartition
+    LOOP
+        BEGIN
+            PERFORM nile_auth._isolate_partitions(isolated);
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RAISE WARNING 'nile_auth: %', SQLERRM
+                  USING HINT = 'Then run SELECT nile_auth.enable_tenant_isolation(''' || isolated || ''');';
+        END;
+    END LOOP;
+END $$;
+
+-- Emails are stored and compared in Unicode NFC (issue 10, class 9). Addresses 0.1.0 stored in
+-- another form are normalized, unless two live accounts would then share one (a WARNING names
+-- the account left as it was).
+DO $$
+DECLARE
+    u record;
+BEGIN
+    IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+        RETURN;
+    END IF;
+    FOR u IN SELECT id, email FROM nile_auth.users WHERE NOT (email IS NFC NORMALIZED) LOOP
+        IF EXISTS (SELECT FROM nile_auth.users o
+                    WHERE o.id <> u.id AND o.deleted IS NULL
+                      AND lower(o.email) = lower(pg_catalog.normalize(u.email, NFC))) THEN
+            RAISE WARNING 'nile_auth: the email of user % is, normalized, another live account''s; left as it was', u.id;
+        ELSE
+            UPDATE nile_auth.users SET email = pg_catalog.normalize(u.email, NFC) WHERE id = u.id;
+        END IF;
+    END LOOP;
+END $$;

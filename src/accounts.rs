@@ -31,7 +31,8 @@ fn signup(
     preferred_name: default!(Option<&str>, "NULL"),
     new_tenant: default!(Option<&str>, "NULL"),
 ) -> JsonB {
-    let email = required(email, "email").or_raise();
+    let email = crate::users::normalize_email(required(email, "email").or_raise()).or_raise();
+    let email = email.as_str();
     let password = required(password, "password").or_raise();
     let user_id = crate::users::create_user(email, password, preferred_name);
     record("user.signup", Some(user_id), None, Some(&user_id.to_string()), json!({}));
@@ -53,6 +54,7 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
     if password.len() > passwords::MAX_PASSWORD_BYTES {
         AuthError::InvalidParameter(format!("password must be at most {} bytes", passwords::MAX_PASSWORD_BYTES)).raise();
     }
+    let email = &crate::users::lookup_form(email);
     let user = read_row(
         "SELECT id, email, deactivated IS NOT NULL FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
         &[email.into()],

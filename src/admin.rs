@@ -197,7 +197,7 @@ fn consume_one_time_token(token: &str, purpose: &str) -> (Uuid, String) {
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn request_password_reset(email: Option<&str>) -> Option<String> {
-    let email = required(email, "email").or_raise();
+    let email = &crate::users::lookup_form(required(email, "email").or_raise());
     require_trusted_backend("request_password_reset");
     let (user, stored_email) = read_row(
         "SELECT id, email FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",

@@ -219,10 +219,11 @@ fn me() -> JsonB {
 /// Profile fields a user may change, with their columns. Anything else is rejected.
 const EDITABLE_FIELDS: [(&str, &str); 4] =
     [("name", "name"), ("givenName", "given_name"), ("familyName", "family_name"), ("picture", "picture")];
-const IMMUTABLE_FIELDS: [&str; 4] = ["id", "email", "created", "updated"];
+/// `emailVerified` is among them: only verify_email, with a token mailed to the address, sets it.
+const IMMUTABLE_FIELDS: [&str; 5] = ["id", "email", "emailVerified", "created", "updated"];
 
 /// Turns a `changes` object into `SET` assignments and their text arguments (numbered from
-/// `$2`; `$1` is the user id). Column names come only from the lists above.
+/// `$2`; `$1` is the user id). Column names come only from the list above.
 pub fn profile_assignments(changes: &serde_json::Value) -> AuthResult<(Vec<String>, Vec<Option<String>>)> {
     let object = changes
         .as_object()
@@ -233,28 +234,13 @@ pub fn profile_assignments(changes: &serde_json::Value) -> AuthResult<(Vec<Strin
         if IMMUTABLE_FIELDS.contains(&key.as_str()) {
             return Err(AuthError::InvalidParameter(format!("field \"{key}\" cannot be changed")));
         }
-        let column = match EDITABLE_FIELDS.iter().find(|(field, _)| field == key) {
-            Some((_, column)) => Some(*column),
-            None if key == "emailVerified" => None,
-            None => return Err(AuthError::InvalidParameter(format!("unknown field \"{key}\""))),
+        let Some((_, column)) = EDITABLE_FIELDS.iter().find(|(field, _)| field == key) else {
+            return Err(AuthError::InvalidParameter(format!("unknown field \"{key}\"")));
         };
         let text = match value {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Bool(_) if column.is_none() => None,
             _ => return Err(AuthError::InvalidParameter(format!("field \"{key}\" must be a string or null"))),
-        };
-        let Some(column) = column else {
-            // emailVerified: true means verified now; false or null, not verified; a string, that time.
-            match value {
-                serde_json::Value::Bool(true) => sets.push("email_verified = now()".to_owned()),
-                serde_json::Value::Bool(false) | serde_json::Value::Null => sets.push("email_verified = NULL".to_owned()),
-                _ => {
-                    args.push(text);
-                    sets.push(format!("email_verified = ${}::timestamptz", args.len() + 1));
-                }
-            }
-            continue;
         };
         args.push(text);
         sets.push(format!("{column} = ${}", args.len() + 1));
@@ -296,13 +282,12 @@ mod unit {
         let (sets, args) = profile_assignments(&json!({"name": "Ann", "picture": null})).unwrap();
         assert_eq!(sets, vec!["name = $2", "picture = $3"]);
         assert_eq!(args, vec![Some("Ann".to_owned()), None]);
-        let (sets, _) = profile_assignments(&json!({"emailVerified": true})).unwrap();
-        assert_eq!(sets, vec!["email_verified = now()"]);
     }
 
     #[test]
     fn immutable_unknown_and_non_string_fields_are_refused() {
         for bad in [json!({"email": "x@y.z"}), json!({"id": "1"}), json!({"created": "x"}),
+                    json!({"emailVerified": true}), json!({"emailVerified": "not a time"}),
                     json!({"updated": "x"}), json!({"isAdmin": true}), json!({"name": 3}), json!([1])] {
             assert!(matches!(profile_assignments(&bad), Err(AuthError::InvalidParameter(_))), "{bad}");
         }

@@ -2,7 +2,8 @@
 //!
 //! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow,
 //! `sql/builtin_policies.sql` (row-level security on the public tables) and
-//! `sql/listings.sql` (listings written in PL/pgSQL) once the functions they call exist, and
+//! `sql/listings.sql` (listings written in PL/pgSQL) and `sql/isolation_guards.sql` (the
+//! TRUNCATE guard and the event trigger for partitions) once the functions they call exist, and
 //! `sql/finalize.sql` (privileges on functions, triggers, the first signing key) last.
 
 use pgrx::prelude::*;
@@ -45,6 +46,15 @@ pgrx::extension_sql_file!(
     "../sql/listings.sql",
     name = "listings",
     requires = ["schema", tenancy::context::require_tenant_id_sql]
+);
+pgrx::extension_sql_file!(
+    "../sql/isolation_guards.sql",
+    name = "isolation_guards",
+    requires = [
+        tenancy::context::is_trusted_backend,
+        policies::isolate_partitions,
+        policies::check_new_policy
+    ]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -19,33 +19,92 @@ use crate::passwords;
 use crate::settings::{LOCKOUT_DURATION, LOCKOUT_WINDOW, MAX_FAILED_LOGINS};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{PgLwLock, pg_shmem_init};
 use slots::{Count, Persisted, Policy, Refusal, Table};
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 pub use worker::Failure;
 
-static TABLE: PgLwLock<Table> = unsafe { PgLwLock::new(c"nile_auth_lockout") };
-static PRELOADED: AtomicBool = AtomicBool::new(false);
+/// The table and its lock, in shared memory.
+#[repr(C)]
+struct Shared {
+    lock: *mut pg_sys::LWLock,
+    table: Table,
+}
 
-/// From `_PG_init`: claims the shared table when the library is preloaded.
-#[allow(unexpected_cfgs)] // pg_shmem_init! names every PostgreSQL version pgrx supports
+const SHMEM_NAME: &CStr = c"nile_auth_lockout";
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+// Set once: in the postmaster's hooks below (inherited by every forked backend).
+static mut SHARED: *mut Shared = std::ptr::null_mut();
+static mut PREV_SHMEM_REQUEST: Option<unsafe extern "C-unwind" fn()> = None;
+static mut PREV_SHMEM_STARTUP: Option<unsafe extern "C-unwind" fn()> = None;
+
+/// From `_PG_init`: asks for the shared table when the library is preloaded.
 pub fn init() {
-    // SAFETY: a flag the postmaster sets while it loads shared_preload_libraries.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        pg_shmem_init!(TABLE = Table::new());
-        PRELOADED.store(true, Ordering::Relaxed);
+    // SAFETY: postmaster globals, set while shared_preload_libraries load (single-threaded).
+    unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress {
+            return;
+        }
+        PREV_SHMEM_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+    }
+    PRELOADED.store(true, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    // SAFETY: called once by the postmaster, in the request phase.
+    unsafe {
+        if let Some(previous) = PREV_SHMEM_REQUEST {
+            previous();
+        }
+        pg_sys::RequestAddinShmemSpace(size_of::<Shared>());
+        pg_sys::RequestNamedLWLockTranche(SHMEM_NAME.as_ptr(), 1);
     }
 }
 
-fn table() -> &'static PgLwLock<Table> {
-    if !PRELOADED.load(Ordering::Relaxed) {
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    // SAFETY: the documented pattern: AddinShmemInitLock (main LWLock 21) around
+    // ShmemInitStruct; the first caller zeroes the table (all-zero is empty).
+    unsafe {
+        if let Some(previous) = PREV_SHMEM_STARTUP {
+            previous();
+        }
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let shared = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size_of::<Shared>(), &mut found).cast::<Shared>();
+        if !found {
+            std::ptr::write_bytes(shared, 0, 1);
+            (*shared).lock = &raw mut (*pg_sys::GetNamedLWLockTranche(SHMEM_NAME.as_ptr())).lock;
+        }
+        SHARED = shared;
+        pg_sys::LWLockRelease(init_lock);
+    }
+}
+
+/// Runs `f` on the table under its lock. `f` is plain Rust that cannot raise; an ERROR would
+/// release the lock anyway (LWLockReleaseAll at abort).
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    // SAFETY: SHARED is written only in the postmaster before any backend exists.
+    let shared = unsafe { SHARED };
+    if !PRELOADED.load(Ordering::Relaxed) || shared.is_null() {
         AuthError::ObjectNotInPrerequisiteState(
             "nile_auth must be listed in shared_preload_libraries to check passwords".into(),
         )
         .raise();
     }
-    &TABLE
+    // SAFETY: a valid LWLock and table in shared memory; the table is only touched under it.
+    unsafe {
+        pg_sys::LWLockAcquire((*shared).lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let result = f(&mut (*shared).table);
+        pg_sys::LWLockRelease((*shared).lock);
+        result
+    }
 }
 
 /// Between a package upgrade and `ALTER EXTENSION nile_auth UPDATE`, the new library runs over
@@ -153,8 +212,7 @@ pub fn check_password(account: &Account, password: &str) {
     if let Some(barred) = account.barred {
         refuse(barred, None);
     }
-    let lock = table();
-    let ticket = lock.exclusive().reserve(database(), account.key.as_bytes(), account.persisted, &policy());
+    let ticket = with_table(|t| t.reserve(database(), account.key.as_bytes(), account.persisted, &policy()));
     let ticket = match ticket {
         Ok(ticket) => ticket,
         Err(Refusal::Locked) => refuse(Failure::Locked, None),
@@ -169,7 +227,7 @@ pub fn check_password(account: &Account, password: &str) {
     };
     // Nothing between reserve and settle can raise: a lost reservation would count forever.
     let right = passwords::verify_password(password, &account.hash);
-    let count = lock.exclusive().settle(ticket, right, &policy());
+    let count = with_table(|t| t.settle(ticket, right, &policy()));
     if !right {
         refuse(Failure::WrongPassword, Some(count));
     }
@@ -185,9 +243,9 @@ fn account_job(account: &Account, failure: Failure, count: Option<Count>) -> wor
     let (failures, locked_until_ms, locked_now) = match count {
         Some(c) => (i32::from(c.failures), c.locked_until_ms, c.locked_now),
         // An unknown email keeps its own count in the table (never a lock); other refusals
-        // leave the count as it was.
+        // count nothing (0 leaves the stored count as it is).
         None if failure == Failure::UnknownEmail => (if in_window { persisted.failures + 1 } else { 1 }, 0, false),
-        None => (persisted.failures, persisted.locked_until_ms, false),
+        None => (0, 0, false),
     };
     worker::Job {
         database: database(),
@@ -205,8 +263,6 @@ fn account_job(account: &Account, failure: Failure, count: Option<Count>) -> wor
 /// shared memory now and in nile_auth.login_failures with the caller's transaction.
 pub fn forget(user: Uuid) {
     require_schema();
-    if PRELOADED.load(Ordering::Relaxed) {
-        TABLE.exclusive().forget(database(), user.as_bytes());
-    }
+    with_table(|t| t.forget(database(), user.as_bytes()));
     write("DELETE FROM nile_auth.login_failures WHERE account = $1", &[to_pg(user).into()]);
 }

@@ -7,10 +7,10 @@
 //! at once, at most `max_failed` wrong passwords per account and window are ever checked. When no
 //! slot is free the attempt is refused: a failure that could not be counted is never verified.
 
-use pgrx::PGRXSharedMemory;
-
-/// Accounts with recent failures that one server tracks at once (48 bytes each).
-pub const SLOTS: usize = 8192;
+/// Accounts with recent failures that one server tracks at once (40 bytes each: 2.5 MiB).
+pub const SLOTS: usize = 1 << 16;
+/// An account's slot is one of this many, starting at its hash: a lookup reads at most these.
+const PROBE: usize = 32;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -67,24 +67,29 @@ pub struct Count {
 #[must_use = "a reservation counts as a failure until it is settled"]
 pub struct Ticket(usize);
 
-#[derive(Clone, Copy)]
+/// All-zero bytes are an empty table (database 0 marks a free slot): shared memory is
+/// initialised by zeroing it, never built on a stack.
 #[repr(C)]
 pub struct Table {
     slots: [Slot; SLOTS],
 }
 
-// SAFETY: plain data without pointers; every access holds the table's LWLock.
-unsafe impl PGRXSharedMemory for Table {}
-
 impl Table {
-    pub const fn new() -> Self {
-        const EMPTY: Slot =
-            Slot { database: 0, in_flight: 0, failures: 0, account: [0; 16], last_failure: 0, locked_until: 0 };
-        Table { slots: [EMPTY; SLOTS] }
+    /// Where the account's probe sequence starts. Registered users' ids end in 62 random bits
+    /// the server chose, so nobody can pick accounts that crowd one sequence.
+    fn home(database: u32, account: &[u8; 16]) -> usize {
+        let tail = u64::from_le_bytes(account[8..16].try_into().unwrap_or_default());
+        let mixed = (tail ^ u64::from(database).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> (64 - SLOTS.trailing_zeros())) as usize
+    }
+
+    fn probe(database: u32, account: &[u8; 16]) -> impl Iterator<Item = usize> {
+        let home = Self::home(database, account);
+        (0..PROBE).map(move |i| (home + i) % SLOTS)
     }
 
     fn find(&self, database: u32, account: &[u8; 16]) -> Option<usize> {
-        self.slots.iter().position(|s| s.database == database && s.account == *account)
+        Self::probe(database, account).find(|&i| self.slots[i].database == database && self.slots[i].account == *account)
     }
 
     /// A slot whose account has nothing left to remember: no attempt in flight, no lock, no
@@ -96,10 +101,12 @@ impl Table {
                 && (slot.failures == 0 || slot.last_failure + p.window_ms <= p.now_ms))
     }
 
-    /// Ends an expired lock or window, so the slot shows only what still counts.
+    /// Ends an expired lock and a window without failures, so the slot shows only what still
+    /// counts. The count clears only with the window: a lock shorter than the window that
+    /// cleared it would grant a fresh `max_failed` guesses per lock.
     fn age(slot: &mut Slot, p: &Policy) {
         if slot.locked_until != 0 && slot.locked_until <= p.now_ms {
-            (slot.failures, slot.locked_until) = (0, 0);
+            slot.locked_until = 0;
         }
         if slot.last_failure + p.window_ms <= p.now_ms {
             slot.failures = 0;
@@ -110,7 +117,7 @@ impl Table {
         let index = match self.find(database, account) {
             Some(i) => i,
             None => {
-                let i = self.slots.iter().position(|s| Self::reusable(s, p)).ok_or(Refusal::Full)?;
+                let i = Self::probe(database, account).find(|&i| Self::reusable(&self.slots[i], p)).ok_or(Refusal::Full)?;
                 self.slots[i] = Slot {
                     database,
                     in_flight: 0,
@@ -160,12 +167,6 @@ impl Table {
     }
 }
 
-impl Default for Table {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -175,7 +176,8 @@ mod unit {
     }
 
     fn table() -> Box<Table> {
-        Box::new(Table::new())
+        // SAFETY: all-zero is an empty table (see Table).
+        unsafe { Box::<Table>::new_zeroed().assume_init() }
     }
 
     const A: [u8; 16] = [1; 16];
@@ -195,6 +197,21 @@ mod unit {
         assert_eq!(t.reserve(1, &A, Persisted::default(), &policy(14_999)).unwrap_err(), Refusal::Locked);
         let k = t.reserve(1, &A, Persisted::default(), &policy(15_000)).unwrap();
         assert_eq!(t.settle(k, true, &policy(15_000)).failures, 0);
+    }
+
+    #[test]
+    fn a_lock_shorter_than_the_window_does_not_clear_the_count() {
+        let mut t = table();
+        let p = Policy { max_failed: 2, window_ms: 10_000, duration_ms: 1000, now_ms: 10_000 };
+        for _ in 0..2 {
+            let k = t.reserve(1, &A, Persisted::default(), &p).unwrap();
+            t.settle(k, false, &p);
+        }
+        // The lock has ended, the window has not: no more guesses.
+        let later = Policy { now_ms: 12_000, ..p };
+        assert_eq!(t.reserve(1, &A, Persisted::default(), &later).unwrap_err(), Refusal::Locked);
+        let after_window = Policy { now_ms: 20_000, ..p };
+        assert!(t.reserve(1, &A, Persisted::default(), &after_window).is_ok());
     }
 
     #[test]
@@ -236,10 +253,20 @@ mod unit {
     fn a_full_table_refuses_and_reuses_only_slots_with_nothing_to_remember() {
         let mut t = table();
         let p = policy(10_000);
-        for i in 0..SLOTS {
-            let account = (i as u128).to_le_bytes();
+        // Fill B's probe sequence (the test knows the hash; an attacker cannot choose user ids).
+        let mut filled = 0;
+        for i in 0u64.. {
+            let mut account = [0u8; 16];
+            account[8..].copy_from_slice(&i.to_le_bytes());
+            if Table::probe(1, &account).next() != Table::probe(1, &B).next() {
+                continue;
+            }
             let k = t.reserve(1, &account, Persisted::default(), &p).unwrap();
             t.settle(k, false, &p);
+            filled += 1;
+            if filled == PROBE {
+                break;
+            }
         }
         assert_eq!(t.reserve(1, &B, Persisted::default(), &p).unwrap_err(), Refusal::Full);
         // Once the window has passed, the old slots are free again.

@@ -124,10 +124,13 @@ pub extern "C-unwind" fn nile_auth_failed_login_worker(_arg: pg_sys::Datum) {
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(job.database)), None);
     BackgroundWorker::transaction(|| {
+        // The worker runs as the bootstrap superuser: nothing it runs may resolve through a
+        // search_path a database's users can write to.
+        Spi::run("SET LOCAL search_path = pg_catalog, pg_temp").expect("pin search_path");
         // The failing session may itself hold the account's login_failures row (a right
         // password, which deletes it, then a wrong one in one transaction); it waits for us, so
         // never wait on it for long.
-        Spi::run("SET LOCAL lock_timeout = '2s'").ok();
+        Spi::run("SET LOCAL lock_timeout = '2s'").expect("set lock_timeout");
         apply(&job);
     });
 }
@@ -135,13 +138,27 @@ pub extern "C-unwind" fn nile_auth_failed_login_worker(_arg: pg_sys::Datum) {
 fn apply(job: &Job) {
     let account = pgrx::Uuid::from_bytes(*job.account.as_bytes());
     let target = job.registered.then(|| job.account.to_string());
+    let locked_until = (job.locked_until_ms > 0).then(|| {
+        let unix = job.locked_until_ms as f64 / 1000.0;
+        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>("SELECT pg_catalog.to_timestamp($1)", &[unix.into()])
+            .ok()
+            .flatten()
+    })
+    .flatten();
     let write = |q: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(q, args).ok();
+    // Workers may commit out of order: the stored count and lock only move forward within the
+    // window. A refusal that counts nothing passes 0 and leaves them as they are; it still
+    // writes the row, so every kind of failure makes the same writes.
     write(
         "INSERT INTO nile_auth.login_failures AS f (account, failures, last_failure, locked_until)
-         VALUES ($1, $2, now(), CASE WHEN $3 > 0 THEN to_timestamp($3 / 1000.0) END)
+         VALUES ($1, $2, pg_catalog.now(), $3)
          ON CONFLICT (account) DO UPDATE
-            SET failures = excluded.failures, last_failure = excluded.last_failure, locked_until = excluded.locked_until",
-        &[account.into(), job.failures.into(), job.locked_until_ms.into()],
+            SET failures = CASE WHEN f.last_failure < pg_catalog.now() - pg_catalog.make_interval(secs => $4)
+                                THEN excluded.failures
+                                ELSE GREATEST(f.failures, excluded.failures) END,
+                last_failure = excluded.last_failure,
+                locked_until = GREATEST(f.locked_until, excluded.locked_until)",
+        &[account.into(), job.failures.into(), locked_until.into(), f64::from(job.window_s).into()],
     );
     // One audit row per failure, whatever happened: the lock is a detail of the failure that
     // caused it.
@@ -154,13 +171,14 @@ fn apply(job: &Job) {
         "INSERT INTO nile_auth.audit_log (event, target, details) VALUES ($1, $2, $3)",
         &[event.into(), target.as_deref().into(), JsonB(details).into()],
     );
-    // Keep the table small: drop a couple of rows that no longer count for anything.
+    // Keep the table small: drop a couple of rows that no longer count for anything, skipping
+    // rows another transaction holds (waiting on them would stall every failure).
     write(
         "DELETE FROM nile_auth.login_failures
           WHERE account IN (SELECT account FROM nile_auth.login_failures
-                             WHERE last_failure < now() - make_interval(secs => $1)
-                               AND (locked_until IS NULL OR locked_until < now()) AND account <> $2
-                             LIMIT 2)",
+                             WHERE last_failure < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+                               AND (locked_until IS NULL OR locked_until < pg_catalog.now()) AND account <> $2
+                             LIMIT 2 FOR UPDATE SKIP LOCKED)",
         &[f64::from(job.window_s).into(), account.into()],
     );
 }

@@ -212,7 +212,7 @@ fn add_member(
     metadata: default!(Option<JsonB>, "'{}'"),
 ) -> JsonB {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
-    let email = required(email, "email").or_raise();
+    let email = &crate::users::lookup_form(required(email, "email").or_raise());
     let roles = required(roles, "roles").or_raise();
     let metadata = required(metadata, "metadata").or_raise();
     let access = access(tenant);

@@ -2,6 +2,9 @@
 # Lockout under attack from many connections (issue 10, class 4), as plain roles:
 #   b) 40 concurrent wrong guesses: against 0.1.0 all were checked against the hash before the
 #      lock landed; now at most max_failed_logins (5) are, the rest are refused unchecked;
+#   a) the failure-recording worker runs as the bootstrap superuser: a plain role that can
+#      create objects in public planted functions its SQL resolved to (found by review of the
+#      first shared-memory version); the worker now pins search_path = pg_catalog, pg_temp;
 #   c) background-worker slots filled by parallel queries: against 0.1.0 every failure went
 #      unrecorded and the right password then logged in; the count is in shared memory now, so
 #      the account locks all the same.
@@ -28,6 +31,22 @@ checked() {
                 WHERE target = (SELECT id::text FROM nile_auth.users WHERE email = '$1')
                   AND event IN ('login.failed', 'account.locked') AND details->>'reason' = 'wrong_password'"
 }
+
+# a) Functions planted in public, in the shape of those the worker's SQL calls: if the worker
+# ran one, it would run as superuser and leave a row in public.pwned.
+web >/dev/null <<'SQL'
+CREATE TABLE pwned (who text);
+GRANT INSERT ON pwned TO PUBLIC;
+CREATE FUNCTION to_timestamp(numeric) RETURNS timestamptz LANGUAGE sql AS $$ INSERT INTO public.pwned VALUES (current_user) RETURNING now() $$;
+CREATE FUNCTION to_timestamp(bigint) RETURNS timestamptz LANGUAGE sql AS $$ INSERT INTO public.pwned VALUES (current_user) RETURNING now() $$;
+CREATE FUNCTION make_interval(secs numeric) RETURNS interval LANGUAGE sql AS $$ INSERT INTO public.pwned VALUES (current_user) RETURNING interval '1 s' $$;
+CREATE FUNCTION make_interval(secs bigint) RETURNS interval LANGUAGE sql AS $$ INSERT INTO public.pwned VALUES (current_user) RETURNING interval '1 s' $$;
+SELECT nile_auth.signup('planted@lockout.test', 'the right password');
+SQL
+for i in 1 2 3 4 5 6; do web -c "SELECT nile_auth.login('planted@lockout.test', 'guess $i')" >/dev/null 2>&1 || true; done
+check "the worker locked the account (it ran)" "1" \
+  "$(q -d $DB -c "SELECT count(*) FROM nile_auth.audit_log WHERE event = 'account.locked' AND target = (SELECT id::text FROM nile_auth.users WHERE email = 'planted@lockout.test')")"
+check "... and ran none of the planted functions" "0" "$(q -d $DB -c "SELECT count(*) FROM public.pwned")"
 
 # b) 40 guesses at once, from 40 connections.
 for i in $(seq 1 40); do

@@ -31,16 +31,27 @@ SELECT count(*) AS failure_rows_after_unlock FROM nile_auth.login_failures WHERE
 SELECT count(*) > 0 AS unknown_email_failures_recorded FROM nile_auth.audit_log
  WHERE event = 'login.failed' AND target IS NULL AND details->>'reason' = 'unknown_email';
 
--- A lock ends by itself after nile_auth.lockout_duration (here 1 second).
+-- A lock ends by itself after nile_auth.lockout_duration (here 1 second), once the window of
+-- the failures that caused it has passed too (here 1 second as well).
 SET nile_auth.lockout_duration = 1;
+SET nile_auth.lockout_window = 1;
 SET nile_auth.max_failed_logins = 2;
 SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 6')$$) AS fail_1;
 SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 7')$$) AS fail_2;
 SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'locky password 1')$$) AS locked_again;
 SELECT pg_sleep(1.5);
 SELECT nile_auth.login('locky@lock.test', 'locky password 1') ? 'token' AS logs_in_after_duration;
--- Failures further apart than nile_auth.lockout_window start a new count.
+-- A lock shorter than the window does not clear the count: once it ends, the account still
+-- refuses until the window has passed (else each lock would grant two more guesses).
+SET nile_auth.lockout_window = 3;
+SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 10')$$) AS fail_1;
+SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 11')$$) AS fail_2;
+SELECT pg_sleep(1.5);
+SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'locky password 1')$$) AS lock_over_window_not;
+SELECT pg_sleep(2);
+SELECT nile_auth.login('locky@lock.test', 'locky password 1') ? 'token' AS logs_in_after_window;
 SET nile_auth.lockout_window = 1;
+-- Failures further apart than nile_auth.lockout_window start a new count.
 SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 8')$$) AS fail_1;
 SELECT pg_sleep(1.5);
 SELECT test_util.try($$SELECT nile_auth.login('locky@lock.test', 'wrong password 9')$$) AS fail_after_window;

@@ -48,8 +48,13 @@ SELECT nile_auth.me()->>'email' AS email, nile_auth.me()->>'name' AS name,
        nile_auth.me()->'tenants' AS tenants, nile_auth.me()->'emailVerified' AS email_verified;
 
 -- update_me: profile fields change, identity fields do not.
-SELECT nile_auth.update_me('{"givenName": "Shaun", "familyName": "M", "picture": "https://p/x.png", "emailVerified": true}') - '{id,created,updated,tenants}'::text[] - 'emailVerified' AS updated;
-SELECT nile_auth.me()->'emailVerified' IS NOT NULL AND nile_auth.me()->'emailVerified' <> 'null' AS email_verified_set;
+SELECT nile_auth.update_me('{"givenName": "Shaun", "familyName": "M", "picture": "https://p/x.png"}') - '{id,created,updated,tenants}'::text[] - 'emailVerified' AS updated;
+-- Only verify_email sets emailVerified (issue 10, class 9): a user cannot claim an address they
+-- never proved, whatever the value, and nothing else in the same call is written.
+SELECT v AS claim, test_util.try(format('SELECT nile_auth.update_me(%L)', v)) AS result
+  FROM unnest(ARRAY['{"emailVerified": true}', '{"emailVerified": "2020-01-01"}', '{"emailVerified": "not a time"}',
+                    '{"name": "Claimed", "emailVerified": true}']) v;
+SELECT nile_auth.me()->'emailVerified' AS still_unverified, nile_auth.me()->>'name' AS name_unchanged;
 SELECT (nile_auth.me()->>'updated')::timestamptz > (nile_auth.me()->>'created')::timestamptz AS updated_moved;
 SELECT test_util.try($$SELECT nile_auth.update_me('{"email": "evil@example.com"}')$$);
 SELECT test_util.try($$SELECT nile_auth.update_me('{"id": "00000000-0000-0000-0000-000000000000"}')$$);
@@ -97,3 +102,13 @@ SELECT email FROM nile_auth.users WHERE email ILIKE '%@example.com' ORDER BY cre
 SET nile_auth.min_password_length = 20;
 SELECT test_util.try($$SELECT nile_auth.signup('new@example.com', 'only 19 characters.')$$) AS below_raised_minimum;
 RESET nile_auth.min_password_length;
+
+-- Issue 10, class 9: one address in two Unicode normal forms is one address (stored in NFC),
+-- and addresses with invisible or reordering characters, which look like another address,
+-- are refused.
+\c - nile_app
+SELECT nile_auth.signup(U&'caf\00E9@nfc.test', 'cafe password 1')->>'email' = U&'caf\00E9@nfc.test' AS precomposed_signed_up;
+SELECT test_util.try(format('SELECT nile_auth.signup(%L, %L)', U&'cafe\0301@nfc.test', 'other password 1')) AS combining_form_is_taken;
+SELECT nile_auth.login(U&'cafe\0301@nfc.test', 'cafe password 1') ? 'token' AS logs_in_in_the_other_form;
+SELECT test_util.try(format('SELECT nile_auth.signup(%L, %L)', e, 'some password 1')) AS lookalike
+  FROM unnest(ARRAY[U&'zw\200Bsp@nfc.test', U&'bidi\202Egnp.test@nfc.test', U&'\FEFFbom@nfc.test', U&'caf\00E9\2060@nfc.test']) e;

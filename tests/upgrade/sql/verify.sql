@@ -84,3 +84,5 @@ SELECT nile_auth.set_tenant(:'bolt') IS NOT NULL AS in_bolt;
 SELECT item FROM shop.orders ORDER BY item;
 SELECT upgrade_fixture.try(format('SELECT nile_auth.set_tenant(%L)', :'bolt_labs')) AS dan_into_bolt_labs;
 \c - postgres
+-- A table isolated under 0.1.0 gets 0.2.0's TRUNCATE guard from the update.
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'shop.orders'::regclass AND NOT tgisinternal;
