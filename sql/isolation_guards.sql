@@ -12,8 +12,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Partitions created or attached after enable_tenant_isolation are isolated like the rest of
--- their tree, and a permissive policy added to an isolated table is refused. An event trigger,
+-- Partitions and inheriting tables created or attached after enable_tenant_isolation are
+-- isolated like the rest of their tree (CREATE SCHEMA counts: it can create tables), a
+-- disabled guard is switched back on, and a permissive policy added to an isolated table, or a
+-- change to its tenant_isolation policy, is refused. An event trigger,
 -- so that it holds whoever runs the DDL; SECURITY DEFINER, because the functions it calls are
 -- not for PUBLIC.
 CREATE FUNCTION nile_auth._guard_isolated_tables() RETURNS event_trigger
@@ -21,17 +23,17 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     command record;
 BEGIN
-    FOR command IN SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+    FOR command IN SELECT classid, objid, command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         IF command.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
-            PERFORM nile_auth._isolate_partitions(command.objid);
+            PERFORM nile_auth._guard_isolated_tree(command.objid, command.command_tag = 'CREATE TABLE');
         ELSIF command.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
             PERFORM nile_auth._check_new_policy(command.objid);
         END IF;
     END LOOP;
 END $$;
-REVOKE EXECUTE ON FUNCTION nile_auth._isolate_partitions(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tree(oid, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION nile_auth._check_new_policy(oid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tables() FROM PUBLIC;
 CREATE EVENT TRIGGER nile_auth_guard_isolated_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE POLICY')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE POLICY', 'ALTER POLICY')
     EXECUTE FUNCTION nile_auth._guard_isolated_tables();

@@ -108,8 +108,8 @@ ALTER TABLE nile_auth.credentials DROP COLUMN failed_logins, DROP COLUMN last_fa
 
 -- Holes around isolated tables (issue 10, class 8): partitions now and later, TRUNCATE, other
 -- permissive policies (sql/isolation_guards.sql).
-CREATE FUNCTION nile_auth._isolate_partitions(rel oid) RETURNS void
-STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'isolate_partitions_wrapper';
+CREATE FUNCTION nile_auth._guard_isolated_tree(rel oid, created boolean) RETURNS void
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'guard_isolated_tree_wrapper';
 CREATE FUNCTION nile_auth._check_new_policy(policy oid) RETURNS void
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'check_new_policy_wrapper';
 CREATE FUNCTION nile_auth._refuse_truncate() RETURNS trigger
@@ -126,22 +126,24 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     command record;
 BEGIN
-    FOR command IN SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+    FOR command IN SELECT classid, objid, command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         IF command.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
-            PERFORM nile_auth._isolate_partitions(command.objid);
+            PERFORM nile_auth._guard_isolated_tree(command.objid, command.command_tag = 'CREATE TABLE');
         ELSIF command.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
             PERFORM nile_auth._check_new_policy(command.objid);
         END IF;
     END LOOP;
 END $$;
-REVOKE EXECUTE ON FUNCTION nile_auth._isolate_partitions(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tree(oid, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION nile_auth._check_new_policy(oid) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tables() FROM PUBLIC;
 CREATE EVENT TRIGGER nile_auth_guard_isolated_tables ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE POLICY')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE POLICY', 'ALTER POLICY')
     EXECUTE FUNCTION nile_auth._guard_isolated_tables();
--- Tables isolated under 0.1.0 get the same guards now. One with another permissive policy is
--- left as it was, with a WARNING naming the policies: the update does not drop a DBA's policy.
+-- Tables isolated under 0.1.0 get the same guards now, their partitions and inheriting tables
+-- included. Other permissive policies already there are left alone (the update does not drop a
+-- DBA's policy) and named in a WARNING; so is a partition 0.1.0 isolated on its own, which its
+-- parent still shows across tenants.
 DO $$
 DECLARE
     isolated pg_catalog.regclass;
@@ -150,14 +152,27 @@ BEGIN
         SELECT DISTINCT p.polrelid::pg_catalog.regclass
           FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
          WHERE p.polname = 'tenant_isolation' AND c.relnamespace <> 'nile_auth'::pg_catalog.regnamespace
-           AND NOT c.relispartition
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
     LOOP
-        BEGIN
-            PERFORM nile_auth._isolate_partitions(isolated);
-        EXCEPTION WHEN object_not_in_prerequisite_state THEN
-            RAISE WARNING 'nile_auth: %', SQLERRM
-                  USING HINT = 'Then run SELECT nile_auth.enable_tenant_isolation(''' || isolated || ''');';
-        END;
+        PERFORM nile_auth._guard_isolated_tree(isolated, true);
+    END LOOP;
+    FOR isolated IN
+        SELECT DISTINCT o.polrelid::pg_catalog.regclass
+          FROM pg_catalog.pg_policy o JOIN pg_catalog.pg_policy t ON t.polrelid = o.polrelid AND t.polname = 'tenant_isolation'
+         WHERE o.polpermissive AND o.polname <> 'tenant_isolation'
+    LOOP
+        RAISE WARNING 'nile_auth: % has other permissive policies, which widen its tenant isolation', isolated
+              USING HINT = 'Drop them or recreate them AS RESTRICTIVE.';
+    END LOOP;
+    FOR isolated IN
+        SELECT c.oid::pg_catalog.regclass
+          FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+          JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
+         WHERE p.polname = 'tenant_isolation'
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_policy pp WHERE pp.polrelid = i.inhparent AND pp.polname = 'tenant_isolation')
+    LOOP
+        RAISE WARNING 'nile_auth: % is isolated but the table above it is not: that table shows its rows across tenants', isolated
+              USING HINT = 'Run enable_tenant_isolation on the table at the top of the tree.';
     END LOOP;
 END $$;
 
@@ -181,3 +196,15 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- How each membership began (issue 10, class 6): only a tenant the user created, or that
+-- created the user, administers the user's account. 0.1.0's memberships are classified from
+-- the audit log; the rest count as added by someone else, which grants no such power.
+ALTER TABLE nile_auth.tenant_users
+    ADD COLUMN origin text NOT NULL DEFAULT 'added' CHECK (origin IN ('created_tenant', 'created_by_tenant', 'added'));
+UPDATE nile_auth.tenant_users tu SET origin = 'created_tenant'
+ WHERE EXISTS (SELECT FROM nile_auth.audit_log a
+                WHERE a.event = 'tenant.created' AND a.tenant_id = tu.tenant_id AND a.actor = tu.user_id);
+UPDATE nile_auth.tenant_users tu SET origin = 'created_by_tenant'
+ WHERE EXISTS (SELECT FROM nile_auth.audit_log a
+                WHERE a.event = 'user.created' AND a.tenant_id = tu.tenant_id AND a.target = tu.user_id::text);

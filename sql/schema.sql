@@ -41,6 +41,10 @@ CREATE TABLE nile_auth.tenant_users (
     created   timestamptz NOT NULL DEFAULT now(),
     updated   timestamptz NOT NULL DEFAULT now(),
     deleted   timestamptz,
+    -- How the membership began: the user created the tenant, the tenant created the user
+    -- (create_tenant_user), or someone else added them. Only the first two give the tenant's
+    -- owners and admins power over the user's account.
+    origin    text NOT NULL DEFAULT 'added' CHECK (origin IN ('created_tenant', 'created_by_tenant', 'added')),
     PRIMARY KEY (tenant_id, user_id)
 );
 -- "Which tenants is this user in?" (me(), membership checks by user).

@@ -35,8 +35,10 @@ fn require_live_user(user: Uuid) {
     }
 }
 
-/// The trusted backend, or an owner or admin of every live tenant the user belongs to. A user
-/// who shares no tenant with the caller is reported as not found.
+/// The trusted backend, or an owner or admin of every live tenant the user belongs to, each of
+/// which the user joined by their own action or was created by (tenant_users.origin is not
+/// 'added'): being added to a tenant by someone else gives that tenant no power over your
+/// account. A user who shares no tenant with the caller is reported as not found.
 fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     require_live_user(user);
     let me = match account_caller().or_raise() {
@@ -44,7 +46,8 @@ fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
         Caller::User(me) => me,
     };
     let (shared, administered, total) = read_row(
-        "SELECT count(mine.user_id), count(*) FILTER (WHERE mine.roles && ARRAY['owner', 'admin']), count(*)
+        "SELECT count(mine.user_id),
+                count(*) FILTER (WHERE mine.roles && ARRAY['owner', 'admin'] AND theirs.origin <> 'added'), count(*)
            FROM nile_auth.tenant_users theirs
            JOIN nile_auth.tenants t ON t.id = theirs.tenant_id AND t.deleted IS NULL
            LEFT JOIN nile_auth.tenant_users mine
@@ -59,7 +62,7 @@ fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     }
     if total == 0 || administered < total {
         AuthError::PermissionDenied(format!(
-            "only the trusted backend, or an owner or admin of every tenant of user {user}, may do this"
+            "only the trusted backend, or an owner or admin of every tenant of user {user} that created the user or that the user joined by their own action, may do this"
         ))
         .raise();
     }
@@ -270,4 +273,16 @@ fn list_users_all(all: Option<bool>) -> SetOfIterator<'static, JsonB> {
         "SELECT profile FROM nile_auth._user_profiles ORDER BY created, id",
         &[],
     ))
+}
+
+/// Profile changes to another user (same fields as update_me), for whoever may administer the
+/// account (see `authorize_account_admin`).
+#[pg_extern(security_definer, volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_user(user_id: Option<pgrx::Uuid>, changes: Option<crate::json_input::JsonInput>) -> JsonB {
+    let user = from_pg(required(user_id, "user_id").or_raise());
+    let changes = required(changes, "changes").or_raise();
+    authorize_account_admin(user);
+    crate::identity::update_profile(user, &changes.0);
+    crate::identity::user_json(user).unwrap_or_else(|| user_not_found(user).raise())
 }

@@ -265,7 +265,7 @@ pub fn update_profile(user_id: Uuid, changes: &serde_json::Value) {
 
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn update_me(changes: Option<JsonB>) -> JsonB {
+fn update_me(changes: Option<crate::json_input::JsonInput>) -> JsonB {
     let changes = required(changes, "changes").or_raise();
     let user_id = require_account_user().or_raise();
     update_profile(user_id, &changes.0);

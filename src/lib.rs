@@ -19,6 +19,7 @@ mod db;
 mod errors;
 mod identity;
 mod invalidation;
+mod json_input;
 mod keys;
 mod lockout;
 mod passwords;
@@ -52,7 +53,7 @@ pgrx::extension_sql_file!(
     name = "isolation_guards",
     requires = [
         tenancy::context::is_trusted_backend,
-        policies::isolate_partitions,
+        policies::guard_isolated_tree,
         policies::check_new_policy
     ]
 );

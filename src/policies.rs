@@ -9,7 +9,7 @@
 //!
 //! What row-level security alone leaves open is closed here too: every partition gets the same
 //! policy, now and (through the event trigger in sql/isolation_guards.sql) when created or
-//! attached later; TRUNCATE, which skips row-level security, is refused to all but trusted
+//! attached later, and so does every table that inherits from it; TRUNCATE, which skips row-level security, is refused to all but trusted
 //! backends; another permissive policy, which would widen the isolation, is refused; and each
 //! unique key without tenant_id is reported (a 23505 tells one tenant another's values exist).
 
@@ -36,6 +36,12 @@ fn owned_table(tbl: pg_sys::Oid) -> String {
     if kind == 0 {
         AuthError::NotFound(format!("relation with OID {} does not exist", tbl.to_u32())).raise();
     }
+    if owns {
+        // Held to the end of the transaction: the name below stays this table's while the DDL
+        // that uses it runs (no rename-and-replace in between).
+        // SAFETY: a lock on a relation the caller owns, released at transaction end.
+        unsafe { pg_sys::LockRelationOid(tbl, pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE) };
+    }
     // Under the pinned path, regclass output is schema-qualified wherever it is not pg_catalog.
     let name = as_extension_owner(|| read_one::<String>("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[tbl.into()]))
         .unwrap_or_default();
@@ -58,12 +64,19 @@ fn table_oid(tbl: Option<PgRelation>) -> pg_sys::Oid {
 fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     let tbl = table_oid(tbl);
     let name = owned_table(tbl);
-    // SAFETY: a catalog-cache lookup inside a transaction.
-    if unsafe { pg_sys::get_rel_relispartition(tbl) } {
-        AuthError::InvalidParameter(format!("{name} is a partition: isolate the partitioned table it belongs to")).raise();
+    let inherits = as_extension_owner(|| {
+        read_one::<bool>("SELECT true FROM pg_catalog.pg_inherits WHERE inhrelid = $1 LIMIT 1", &[tbl.into()])
+    });
+    if inherits == Some(true) {
+        AuthError::InvalidParameter(format!(
+            "{name} is a partition or inherits from another table: isolate the table at the top of its tree"
+        ))
+        .raise();
     }
     as_extension_owner(|| {
-        refuse_permissive_policies(tbl, &name);
+        let mut tree: Vec<pg_sys::Oid> = descendants(tbl).into_iter().map(|(oid, _)| oid).collect();
+        tree.push(tbl);
+        refuse_permissive_policies(&tree, &name);
         let column_type = read_one::<String>(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
               WHERE attrelid = $1 AND attname = 'tenant_id' AND NOT attisdropped",
@@ -94,13 +107,10 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
         if has_fk != Some(true) {
             write(&format!("ALTER TABLE {name} ADD FOREIGN KEY (tenant_id) REFERENCES nile_auth.tenants (id)"), &[]);
         }
-        // Recreated rather than kept, so a policy edited by hand is put back as documented.
-        if has_policy(tbl) {
-            write(&format!("DROP POLICY {POLICY} ON {name}"), &[]);
-        }
+        // A policy of that name edited by hand is put back as documented (bind replaces it).
         bind(tbl, &name);
-        for (partition, partition_name) in partitions(tbl) {
-            bind(partition, &partition_name);
+        for (member, member_name) in descendants(tbl) {
+            bind(member, &member_name);
         }
         let indexed = read_one::<bool>(
             "SELECT true FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -115,7 +125,7 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
               WHERE i.indrelid = $1 AND i.indisunique
                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                                  WHERE a.attrelid = i.indrelid AND a.attname = 'tenant_id'
-                                   AND a.attnum = ANY (i.indkey::pg_catalog.int2[]))
+                                   AND a.attnum = ANY ((i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1]))
               ORDER BY 1",
             &[tbl.into()],
         ) {
@@ -127,36 +137,63 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     true
 }
 
-fn has_policy(tbl: pg_sys::Oid) -> bool {
+/// The policy's definition as enable_tenant_isolation creates it, as pg_get_expr shows it.
+const POLICY_EXPR: &str = "(tenant_id = nile_auth.tenant_id())";
+
+/// Whether `tbl` has a policy named tenant_isolation, and whether it is exactly ours (for all
+/// commands and roles, permissive, the documented expressions).
+fn policy_state(tbl: pg_sys::Oid) -> Option<bool> {
     read_one::<bool>(
-        "SELECT true FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2",
-        &[tbl.into(), POLICY.into()],
-    ) == Some(true)
+        "SELECT p.polpermissive AND p.polcmd = '*' AND p.polroles = '{0}'
+                AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = $3
+                AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = $3
+           FROM pg_catalog.pg_policy p WHERE p.polrelid = $1 AND p.polname = $2",
+        &[tbl.into(), POLICY.into(), POLICY_EXPR.into()],
+    )
 }
 
-/// Every table below `tbl` in its partition tree, with its name as SQL.
-fn partitions(tbl: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
+/// Every table below `tbl`, through partitioning or inheritance (pg_inherits holds both), at any
+/// depth, with its name as SQL.
+fn descendants(tbl: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
     read_all::<pg_sys::Oid>(
-        "SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t
-           JOIN pg_catalog.pg_class c ON c.oid = t.relid
-          WHERE t.relid <> $1 AND c.relkind IN ('r', 'p') ORDER BY t.level, t.relid",
+        "WITH RECURSIVE d(relid) AS (
+             SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1
+             UNION
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid)
+         SELECT d.relid FROM d JOIN pg_catalog.pg_class c ON c.oid = d.relid
+          WHERE c.relkind IN ('r', 'p') ORDER BY d.relid",
         &[tbl.into()],
     )
     .into_iter()
-    .map(|oid| (oid, read_one::<String>("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[oid.into()]).unwrap_or_default()))
+    .map(|oid| (oid, relation_name(oid)))
     .collect()
 }
 
-/// Refuses other permissive policies on `tbl` and its partitions: PostgreSQL ORs permissive
-/// policies, so any of them would widen the isolation. Restrictive ones only narrow it.
-fn refuse_permissive_policies(tbl: pg_sys::Oid, name: &str) {
+fn relation_name(oid: pg_sys::Oid) -> String {
+    read_one::<String>("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[oid.into()]).unwrap_or_default()
+}
+
+/// True when `rel` or a table above it (partitioning or inheritance) is tenant-isolated.
+fn in_isolated_tree(rel: pg_sys::Oid) -> bool {
+    read_one::<bool>(
+        "WITH RECURSIVE a(relid) AS (
+             SELECT $1::pg_catalog.oid
+             UNION
+             SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.relid)
+         SELECT true FROM a JOIN pg_catalog.pg_policy p ON p.polrelid = a.relid AND p.polname = $2 LIMIT 1",
+        &[rel.into(), POLICY.into()],
+    ) == Some(true)
+}
+
+/// Refuses other permissive policies on `tbl`: PostgreSQL ORs permissive policies, so any of
+/// them would widen the isolation. Restrictive ones only narrow it.
+fn refuse_permissive_policies(tables: &[pg_sys::Oid], name: &str) {
     let others = read_all::<String>(
         "SELECT p.polname || ' on ' || p.polrelid::pg_catalog.regclass::pg_catalog.text
            FROM pg_catalog.pg_policy p
-          WHERE (p.polrelid = $1 OR p.polrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1)))
-            AND p.polpermissive AND p.polname <> $2
+          WHERE p.polrelid = ANY ($1) AND p.polpermissive AND p.polname <> $2
           ORDER BY 1",
-        &[tbl.into(), POLICY.into()],
+        &[tables.to_vec().into(), POLICY.into()],
     );
     if !others.is_empty() {
         AuthError::ObjectNotInPrerequisiteState(format!(
@@ -167,10 +204,15 @@ fn refuse_permissive_policies(tbl: pg_sys::Oid, name: &str) {
     }
 }
 
-/// The policy, row-level security and the TRUNCATE guard on one table, each added only if
-/// missing (the event trigger runs this again for DDL this very function issues).
-fn bind(tbl: pg_sys::Oid, name: &str) {
-    if !has_policy(tbl) {
+/// The policy, row-level security and the TRUNCATE guard on one table, each added (or put
+/// back) only if missing; returns whether the policy was. The event trigger runs this again
+/// for DDL this very function issues, and finds nothing left to do.
+fn bind(tbl: pg_sys::Oid, name: &str) -> bool {
+    let policy = policy_state(tbl);
+    if policy == Some(false) {
+        write(&format!("DROP POLICY {POLICY} ON {name}"), &[]);
+    }
+    if policy != Some(true) {
         write(
             &format!(
                 "CREATE POLICY {POLICY} ON {name} FOR ALL
@@ -179,6 +221,13 @@ fn bind(tbl: pg_sys::Oid, name: &str) {
             &[],
         );
     }
+    guard(tbl, name);
+    policy != Some(true)
+}
+
+/// Row-level security on and forced, and the TRUNCATE guard present and enabled: what an
+/// isolated table needs besides its policy.
+fn guard(tbl: pg_sys::Oid, name: &str) {
     let forced = read_one::<bool>(
         "SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1",
         &[tbl.into()],
@@ -186,63 +235,81 @@ fn bind(tbl: pg_sys::Oid, name: &str) {
     if forced != Some(true) {
         write(&format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"), &[]);
     }
-    let guarded = read_one::<bool>(
-        "SELECT true FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2",
+    let trigger = read_one::<bool>(
+        "SELECT tgenabled IN ('O', 'A') FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2",
         &[tbl.into(), TRUNCATE_GUARD.into()],
     );
-    if guarded != Some(true) {
-        write(
+    match trigger {
+        Some(true) => {}
+        Some(false) => write(&format!("ALTER TABLE {name} ENABLE ALWAYS TRIGGER {TRUNCATE_GUARD}"), &[]),
+        None => write(
             &format!(
                 "CREATE TRIGGER {TRUNCATE_GUARD} BEFORE TRUNCATE ON {name}
                    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth._refuse_truncate()"
             ),
             &[],
-        );
+        ),
     }
 }
 
-/// For the event trigger: after DDL on `rel`, every table of an isolated partition tree that
-/// `rel` belongs to is isolated too (CREATE TABLE ... PARTITION OF, ATTACH PARTITION).
-#[pg_extern(volatile, name = "_isolate_partitions")]
-fn isolate_partitions(rel: pg_sys::Oid) {
+/// For the event trigger, after CREATE TABLE (`created`) or ALTER TABLE of `rel` in an isolated
+/// tree: a new table (PARTITION OF, INHERITS) and every table now below `rel` (ATTACH
+/// PARTITION, INHERIT) are isolated too, and `rel` itself keeps row-level security and an
+/// enabled TRUNCATE guard. An ALTER TABLE never creates `rel`'s own policy: pg_restore runs
+/// ALTER TABLE ... ENABLE ROW LEVEL SECURITY before it creates some tables' policies itself.
+#[pg_extern(volatile, name = "_guard_isolated_tree")]
+fn guard_isolated_tree(rel: pg_sys::Oid, created: bool) {
     as_extension_owner(|| {
-        let isolated = read_one::<bool>(
-            "SELECT true FROM pg_catalog.pg_class c
-              WHERE c.oid = $1 AND c.relkind IN ('r', 'p')
-                AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors($1) a
-                              JOIN pg_catalog.pg_policy p ON p.polrelid = a.relid AND p.polname = $2)",
-            &[rel.into(), POLICY.into()],
-        );
-        if isolated != Some(true) {
+        // SAFETY: a catalog-cache lookup inside a transaction.
+        let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
+        if (kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE) || !in_isolated_tree(rel) {
             return;
         }
-        let name = read_one::<String>("SELECT $1::pg_catalog.regclass::pg_catalog.text", &[rel.into()]).unwrap_or_default();
-        refuse_permissive_policies(rel, &name);
-        bind(rel, &name);
-        for (partition, partition_name) in partitions(rel) {
-            bind(partition, &partition_name);
+        let name = relation_name(rel);
+        let mut members = descendants(rel);
+        if created {
+            members.insert(0, (rel, name.clone()));
+        } else {
+            guard(rel, &name);
         }
+        let mut newly_bound = Vec::new();
+        for (member, member_name) in members {
+            if bind(member, &member_name) {
+                newly_bound.push(member);
+            }
+        }
+        // A table joining the tree must not bring a policy that would widen it.
+        refuse_permissive_policies(&newly_bound, &name);
     });
 }
 
-/// For the event trigger: a permissive policy created on an isolated table (or a partition of
-/// one) is refused, as enable_tenant_isolation refuses one that exists.
+/// For the event trigger: a permissive policy created on an isolated table (or below one) is
+/// refused, as is any change to the tenant_isolation policy itself.
 #[pg_extern(volatile, name = "_check_new_policy")]
 fn check_new_policy(policy: pg_sys::Oid) {
     as_extension_owner(|| {
-        let widening = read_one::<String>(
-            "SELECT p.polname || ' on ' || p.polrelid::pg_catalog.regclass::pg_catalog.text
-               FROM pg_catalog.pg_policy p
-              WHERE p.oid = $1 AND p.polpermissive AND p.polname <> $2
-                AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(p.polrelid) a
-                              JOIN pg_catalog.pg_policy t ON t.polrelid = a.relid AND t.polname = $2
-                             UNION ALL
-                            SELECT FROM pg_catalog.pg_policy t WHERE t.polrelid = p.polrelid AND t.polname = $2)",
-            &[policy.into(), POLICY.into()],
-        );
-        if let Some(widening) = widening {
+        let Some((table, policy_name, permissive)) = crate::db::read_row(
+            "SELECT p.polrelid, p.polname::pg_catalog.text, p.polpermissive FROM pg_catalog.pg_policy p WHERE p.oid = $1",
+            &[policy.into()],
+            |row| Ok((row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?, row.get::<bool>(3)?)),
+        ) else {
+            return;
+        };
+        let (Some(table), Some(policy_name)) = (table, policy_name) else { return };
+        if !in_isolated_tree(table) {
+            return;
+        }
+        let name = relation_name(table);
+        if policy_name == POLICY {
+            if policy_state(table) == Some(false) {
+                AuthError::ObjectNotInPrerequisiteState(format!(
+                    "policy {POLICY} on {name} is nile_auth's: change isolation with enable_tenant_isolation or disable_tenant_isolation"
+                ))
+                .raise();
+            }
+        } else if permissive == Some(true) {
             AuthError::ObjectNotInPrerequisiteState(format!(
-                "policy {widening} would widen tenant isolation: create it AS RESTRICTIVE"
+                "policy {policy_name} on {name} would widen tenant isolation: create it AS RESTRICTIVE"
             ))
             .raise();
         }
@@ -256,7 +323,7 @@ fn disable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     let tbl = table_oid(tbl);
     let name = owned_table(tbl);
     as_extension_owner(|| {
-        let mut tables = partitions(tbl);
+        let mut tables = descendants(tbl);
         tables.insert(0, (tbl, name));
         for (_, name) in tables {
             write(&format!("DROP POLICY IF EXISTS {POLICY} ON {name}"), &[]);

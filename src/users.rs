@@ -26,20 +26,23 @@ pub fn check_email(email: &str) -> AuthResult<()> {
 }
 
 /// Characters that show as nothing or reorder the text around them (zero-width and joiner
-/// characters, bidi controls, the BOM, variation selectors, tags): an address containing one
-/// looks exactly like another address.
+/// characters, bidi controls, the BOM, variation selectors, tags, blank look-alikes) or as
+/// anything at all (private use): an address containing one looks exactly like another.
 fn invisible(c: char) -> bool {
     matches!(c as u32,
         0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
         | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
-        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+        | 0x2800 | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        // private use: renders as whatever a font decides
+        | 0xE000..=0xF8FF | 0xE0000..=0x10FFFF)
 }
 
 /// The form an email is stored and compared in: checked, then Unicode NFC, so an address typed
 /// in another normal form (a precomposed é or e + combining accent) is the same address.
 pub fn normalize_email(email: &str) -> AuthResult<String> {
-    check_email(email)?;
-    Ok(email.nfc().collect())
+    let nfc: String = email.nfc().collect();
+    check_email(&nfc)?;
+    Ok(nfc)
 }
 
 /// For lookups: the stored form of `email`, or the input itself when it could never have been

@@ -7,7 +7,7 @@ use crate::audit::record;
 use crate::caller::{Caller, account_caller, caller_and_scope};
 use crate::db::{from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row_prepared, to_pg, write, write_prepared};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
-use crate::identity::{update_profile, user_json};
+use crate::identity::user_json;
 use crate::privilege::as_extension_owner;
 use pgrx::JsonB;
 use pgrx::prelude::*;
@@ -30,7 +30,7 @@ fn insert_tenant(name: &str, actor: Option<Uuid>) -> Uuid {
 pub fn create_tenant_owned_by(name: &str, owner: Uuid) -> Uuid {
     let tenant_id = insert_tenant(name, Some(owner));
     write(
-        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY['owner'])",
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, origin) VALUES ($1, $2, ARRAY['owner'], 'created_tenant')",
         &[to_pg(tenant_id).into(), to_pg(owner).into()],
     );
     tenant_id
@@ -158,7 +158,10 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
         Some(existing) => roles.as_ref().is_some_and(|r| r != existing),
         None => wanted != ["member"],
     };
-    if changes_roles {
+    // Roles, and anything about someone else's membership (its metadata), are the owners' and
+    // admins' to change; a member may add members and edit their own metadata.
+    let someone_elses = live_roles.is_some() && access.caller != Caller::User(user) && metadata.is_some();
+    if changes_roles || someone_elses {
         access.require_admin();
     }
     let demotes_owner = live_roles.as_ref().is_some_and(|r| r.iter().any(|x| x == "owner")) && !wanted.iter().any(|x| x == "owner");
@@ -166,9 +169,12 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
         refuse_if_last_owner(tenant, user);
     }
     write_prepared(
-        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, metadata) VALUES ($1, $2, $3, COALESCE($4, '{}'))
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, metadata, origin)
+         VALUES ($1, $2, $3, COALESCE($4, '{}'), 'added')
          ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
+                -- A membership that had ended begins again, added by someone else.
+                origin = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.origin ELSE 'added' END,
                 deleted = NULL, updated = now()",
         &[to_pg(tenant).into(), to_pg(user).into(), wanted.clone().into(), metadata.map(JsonB).into()],
     );
@@ -189,6 +195,10 @@ fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
 }
 
 fn refuse_if_last_owner(tenant: Uuid, leaving: Uuid) {
+    // Two owners leaving at once must not both see the other stay. Writing the tenant row
+    // serialises them: under READ COMMITTED the second waits, then counts with a new snapshot;
+    // under REPEATABLE READ or SERIALIZABLE it fails with 40001 instead of counting a stale one.
+    write("UPDATE nile_auth.tenants SET updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
     let other_owners = read_one::<i64>(
         "SELECT count(*) FROM nile_auth.tenant_users
           WHERE tenant_id = $1 AND user_id <> $2 AND deleted IS NULL AND 'owner' = ANY (roles)",
@@ -209,7 +219,7 @@ fn add_member(
     tenant_id: Option<pgrx::Uuid>,
     email: Option<&str>,
     roles: default!(Option<Vec<String>>, "'{member}'"),
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<crate::json_input::JsonInput>, "'{}'"),
 ) -> JsonB {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
     let email = &crate::users::lookup_form(required(email, "email").or_raise());
@@ -276,21 +286,10 @@ fn create_tenant_user(email: Option<&str>, password: Option<&str>, preferred_nam
     let actor = access(tenant).caller.user();
     let user = crate::users::create_user(email, password, preferred_name);
     write(
-        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id) VALUES ($1, $2)",
+        "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, origin) VALUES ($1, $2, 'created_by_tenant')",
         &[to_pg(tenant).into(), to_pg(user).into()],
     );
     record("user.created", actor, Some(tenant), Some(&user.to_string()), json!({}));
     record("membership.added", actor, Some(tenant), Some(&user.to_string()), json!({"roles": ["member"]}));
-    user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
-}
-
-/// Profile changes to a user who shares a tenant with the caller (same fields as update_me).
-#[pg_extern(security_definer, volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn update_user(user_id: Option<pgrx::Uuid>, changes: Option<JsonB>) -> JsonB {
-    let user = from_pg(required(user_id, "user_id").or_raise());
-    let changes = required(changes, "changes").or_raise();
-    authorize_user(user);
-    update_profile(user, &changes.0);
     user_json(user).unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
 }

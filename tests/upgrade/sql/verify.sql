@@ -2,6 +2,11 @@
 -- release, then: nothing a user depends on was lost or changed.
 ALTER EXTENSION nile_auth UPDATE;
 SELECT installed_version = default_version AS updated FROM pg_available_extensions WHERE name = 'nile_auth';
+-- How each 0.1.0 membership began, read from the audit log by the update (issue 10, class 6):
+-- founders created their tenants, the rest were added (lou's ended membership included).
+SELECT u.email, t.name, tu.origin, tu.deleted IS NOT NULL AS ended
+  FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+ ORDER BY 1, 2;
 
 -- Trust (0.2.0): the retired nile_auth.require_token is gone from role settings; a role that was
 -- a trusted backend without it (upgrade_owner, warned about above) is one only once granted
