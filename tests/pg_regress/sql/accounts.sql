@@ -1,15 +1,19 @@
 -- Account administration: activation, manual locks, passwords, resets, email verification.
--- Olga owns tenant "ops", Pete is a member there; Quinn shares no tenant with them.
+-- Olga owns tenant "ops", Pete is a member ops created (create_tenant_user), so ops
+-- administers his account (consent.sql: a user ops merely added would not be); Quinn shares no
+-- tenant with them.
 \c - nile_app
 SELECT nile_auth.signup('olga@ops.test', 'olga password 1', 'Olga', 'ops')->'token'->>'jwt' AS olga \gset
-SELECT nile_auth.signup('pete@ops.test', 'pete password 1', 'Pete')->'token'->>'jwt' AS pete \gset
 SELECT nile_auth.signup('quinn@else.test', 'quinn password 1', 'Quinn', 'elsewhere')->'token'->>'jwt' AS quinn \gset
-SELECT id AS pete_id FROM nile_auth.users WHERE email = 'pete@ops.test' \gset
 SELECT id AS olga_id FROM nile_auth.users WHERE email = 'olga@ops.test' \gset
 SELECT id AS quinn_id FROM nile_auth.users WHERE email = 'quinn@else.test' \gset
 SELECT nile_auth.authenticate(:'olga') IS NOT NULL AS olga_in;
 SELECT nile_auth.me()->'tenants'->>0 AS ops \gset
-SELECT nile_auth.add_member(:'ops', 'pete@ops.test')->'roles' AS pete_roles;
+SELECT nile_auth.set_tenant(:'ops') IS NOT NULL AS in_ops;
+SELECT nile_auth.create_tenant_user('pete@ops.test', 'pete password 1', 'Pete')->'tenants'->>0 = :'ops' AS pete_in_ops;
+RESET nile.tenant_id;
+SELECT nile_auth.login('pete@ops.test', 'pete password 1')->'token'->>'jwt' AS pete \gset
+SELECT id AS pete_id FROM nile_auth.users WHERE email = 'pete@ops.test' \gset
 
 -- deactivate_user / activate_user: the backend, or an owner/admin of all the user's tenants.
 SELECT nile_auth.authenticate(:'pete') IS NOT NULL AS pete_in;
