@@ -8,14 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 DB=nile_last_owner
 
-fresh_db $DB
-q -d $DB >/dev/null <<'SQL'
-CREATE EXTENSION nile_auth;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'last_owner_web') THEN CREATE ROLE last_owner_web LOGIN; END IF;
-END $$;
-GRANT USAGE ON SCHEMA nile_auth TO last_owner_web;
-SQL
+app_db $DB last_owner_web
 web() { "$BIN/psql" -X -q -A -t -d $DB -U last_owner_web -v VERBOSITY=sqlstate "$@"; }
 state() { grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}' | head -1; }
 

@@ -13,13 +13,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 DB=nile_lockout
 
-fresh_db $DB
+app_db $DB lockout_web
 q -d $DB >/dev/null <<'SQL'
-CREATE EXTENSION nile_auth;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lockout_web') THEN CREATE ROLE lockout_web LOGIN; END IF;
-END $$;
-GRANT USAGE ON SCHEMA nile_auth TO lockout_web;
 GRANT CREATE ON SCHEMA public TO lockout_web;
 SELECT nile_auth.signup('many@lockout.test', 'the right password');
 SELECT nile_auth.signup('starved@lockout.test', 'the right password');
