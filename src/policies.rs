@@ -7,11 +7,12 @@
 //! plus an index leading with tenant_id. The policy is a plain STABLE call with no subquery,
 //! which keeps it valid when the table is later distributed by tenant_id (Citus).
 //!
-//! What row-level security alone leaves open is closed here too: every partition gets the same
-//! policy, now and (through the event trigger in sql/isolation_guards.sql) when created or
-//! attached later, and so does every table that inherits from it; TRUNCATE, which skips row-level security, is refused to all but trusted
-//! backends; another permissive policy, which would widen the isolation, is refused; and each
-//! unique key without tenant_id is reported (a 23505 tells one tenant another's values exist).
+//! What row-level security alone leaves open is closed here too: every table below the isolated
+//! one (partitions, inheriting tables) gets the same policy, now and, through the event trigger
+//! in sql/isolation_guards.sql, when created or attached later; TRUNCATE, which skips row-level
+//! security, is refused to all but trusted backends; another permissive policy, which would
+//! widen the isolation, is refused; and each unique key without tenant_id is reported (a 23505
+//! tells one tenant another's values exist).
 
 use crate::db::{read_all, read_one, write};
 use crate::errors::{AuthError, OrRaise, required};

@@ -89,8 +89,11 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
 /// back at its default after RESET or the end of a SET LOCAL, is absent. For the token, where
 /// an empty value a client sent must be a token that does not verify, never "no token".
 pub fn with_session_setting_strict<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
+    // A setting nobody ever set does not exist at all (no placeholder): unset, without the scan.
+    // SAFETY: as in with_session_setting.
+    let exists = unsafe { !pg_sys::GetConfigOption(name.as_ptr(), true, false).is_null() };
     with_session_setting(name, |value| match value {
-        None if set_explicitly(name) => f(Some("")),
+        None if exists && set_explicitly(name) => f(Some("")),
         other => f(other),
     })
 }
