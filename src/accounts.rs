@@ -1,6 +1,6 @@
 //! Signup and login: the only ways to get a token by proving who you are.
 
-use crate::db::{from_pg, read_row, to_pg, write};
+use crate::db::{from_pg, read_row_prepared, to_pg, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::audit::record;
 use crate::lockout;
@@ -55,7 +55,9 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
         AuthError::InvalidParameter(format!("password must be at most {} bytes", passwords::MAX_PASSWORD_BYTES)).raise();
     }
     let email = &crate::users::lookup_form(email);
-    let user = read_row(
+    // Kept plans (read_row_prepared) for both lookups: planning them would cost more than
+    // everything else login does besides argon2.
+    let user = read_row_prepared(
         "SELECT id, email, deactivated IS NOT NULL FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
         &[email.into()],
         |row| {

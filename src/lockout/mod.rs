@@ -13,7 +13,7 @@
 mod slots;
 mod worker;
 
-use crate::db::{read_one, read_row, to_pg, write};
+use crate::db::{read_one, read_row_prepared, to_pg, write};
 use crate::errors::AuthError;
 use crate::passwords;
 use crate::settings::{LOCKOUT_DURATION, LOCKOUT_WINDOW, MAX_FAILED_LOGINS};
@@ -156,7 +156,7 @@ impl Account {
     /// read either way.
     pub fn read(user: Option<(Uuid, bool)>, email: &str) -> Account {
         require_schema();
-        let row = read_row(
+        let row = read_row_prepared(
             "SELECT a.account, c.password_hash, COALESCE(c.locked_until > now(), false), f.failures,
                     (extract(epoch FROM f.last_failure) * 1000)::bigint,
                     (extract(epoch FROM f.locked_until) * 1000)::bigint
