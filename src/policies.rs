@@ -156,18 +156,24 @@ fn policy_state(tbl: pg_sys::Oid) -> Option<bool> {
 /// Every table below `tbl`, through partitioning or inheritance (pg_inherits holds both), at any
 /// depth, with its name as SQL.
 fn descendants(tbl: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
-    read_all::<pg_sys::Oid>(
-        "WITH RECURSIVE d(relid) AS (
-             SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1
-             UNION
-             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid)
-         SELECT d.relid FROM d JOIN pg_catalog.pg_class c ON c.oid = d.relid
-          WHERE c.relkind IN ('r', 'p') ORDER BY d.relid",
-        &[tbl.into()],
-    )
-    .into_iter()
-    .map(|oid| (oid, relation_name(oid)))
-    .collect()
+    Spi::connect(|client| {
+        client
+            .select(
+                "WITH RECURSIVE d(relid) AS (
+                     SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1
+                     UNION
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid)
+                 SELECT d.relid, d.relid::pg_catalog.regclass::pg_catalog.text
+                   FROM d JOIN pg_catalog.pg_class c ON c.oid = d.relid
+                  WHERE c.relkind IN ('r', 'p') ORDER BY d.relid",
+                None,
+                &[tbl.into()],
+            )?
+            .map(|row| Ok((row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?)))
+            .filter_map(|r: pgrx::spi::SpiResult<_>| r.map(|(oid, name)| oid.zip(name)).transpose())
+            .collect::<pgrx::spi::SpiResult<Vec<_>>>()
+    })
+    .or_raise()
 }
 
 fn relation_name(oid: pg_sys::Oid) -> String {

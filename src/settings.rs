@@ -89,13 +89,12 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
 /// back at its default after RESET or the end of a SET LOCAL, is absent. For the token, where
 /// an empty value a client sent must be a token that does not verify, never "no token".
 pub fn with_session_setting_strict<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
-    // A setting nobody ever set does not exist at all (no placeholder): unset, without the scan.
-    // SAFETY: as in with_session_setting.
-    let exists = unsafe { !pg_sys::GetConfigOption(name.as_ptr(), true, false).is_null() };
-    with_session_setting(name, |value| match value {
-        None if exists && set_explicitly(name) => f(Some("")),
-        other => f(other),
-    })
+    match setting_text(name) {
+        // A setting nobody ever set does not exist at all (no placeholder): unset, without the scan.
+        None => f(None),
+        Some("") if set_explicitly(name) => f(Some("")),
+        Some(value) => f(Some(value).filter(|v| !v.is_empty())),
+    }
 }
 
 /// Whether a setting's current value came from anywhere but its default. PG15 exports no
@@ -133,13 +132,14 @@ fn set_explicitly(name: &CStr) -> bool {
 /// A closure rather than a return value because the text lives in GUC storage, valid only until
 /// the setting next changes.
 pub fn with_session_setting<R>(name: &CStr, f: impl FnOnce(Option<&str>) -> R) -> R {
+    f(setting_text(name).filter(|v| !v.is_empty()))
+}
+
+/// The setting's text, or `None` when the setting does not exist (never set in this session).
+/// Borrowed from GUC storage: callers use it before the setting can change.
+fn setting_text<'a>(name: &CStr) -> Option<&'a str> {
     // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC system.
     let raw = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    let value = if raw.is_null() {
-        None
-    } else {
-        // Not UTF-8 cannot happen for a server in UTF-8; read it as a value that matches nothing.
-        Some(unsafe { CStr::from_ptr(raw) }.to_str().unwrap_or("\u{FFFD}")).filter(|v| !v.is_empty())
-    };
-    f(value)
+    // Not UTF-8 cannot happen for a server in UTF-8; read it as a value that matches nothing.
+    (!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) }.to_str().unwrap_or("\u{FFFD}"))
 }

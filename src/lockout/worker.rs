@@ -138,20 +138,15 @@ pub extern "C-unwind" fn nile_auth_failed_login_worker(_arg: pg_sys::Datum) {
 fn apply(job: &Job) {
     let account = pgrx::Uuid::from_bytes(*job.account.as_bytes());
     let target = job.registered.then(|| job.account.to_string());
-    let locked_until = (job.locked_until_ms > 0).then(|| {
-        let unix = job.locked_until_ms as f64 / 1000.0;
-        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>("SELECT pg_catalog.to_timestamp($1)", &[unix.into()])
-            .ok()
-            .flatten()
-    })
-    .flatten();
+    // Unix seconds, NULL for no lock (to_timestamp is strict).
+    let locked_until = (job.locked_until_ms > 0).then(|| job.locked_until_ms as f64 / 1000.0);
     let write = |q: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(q, args).ok();
     // Workers may commit out of order: the stored count and lock only move forward within the
     // window. A refusal that counts nothing passes 0 and leaves them as they are; it still
     // writes the row, so every kind of failure makes the same writes.
     write(
         "INSERT INTO nile_auth.login_failures AS f (account, failures, last_failure, locked_until)
-         VALUES ($1, $2, pg_catalog.now(), $3)
+         VALUES ($1, $2, pg_catalog.now(), pg_catalog.to_timestamp($3))
          ON CONFLICT (account) DO UPDATE
             SET failures = CASE WHEN f.last_failure < pg_catalog.now() - pg_catalog.make_interval(secs => $4)
                                 THEN excluded.failures

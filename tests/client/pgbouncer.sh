@@ -7,13 +7,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 BOUNCER_PORT=${NILE_AUTH_BOUNCER_PORT:-6544}
 
-fresh_db nile_pool
+app_db nile_pool pool_web
 q -d nile_pool >/dev/null <<'SQL'
-CREATE EXTENSION nile_auth;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pool_web') THEN CREATE ROLE pool_web LOGIN; END IF;
-END $$;
-GRANT USAGE ON SCHEMA nile_auth TO pool_web;
 CREATE TABLE notes (id serial PRIMARY KEY, body text);
 SELECT nile_auth.enable_tenant_isolation('notes');
 GRANT SELECT, INSERT ON notes TO pool_web;

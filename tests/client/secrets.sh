@@ -11,13 +11,8 @@ source "$(dirname "$0")/lib/common.sh"
 LOG=$PGHOST/server.log
 in_log() { grep -c -- "$1" "$LOG" || true; }
 
-fresh_db nile_secrets
+app_db nile_secrets secrets_web
 q -d nile_secrets >/dev/null <<'SQL'
-CREATE EXTENSION nile_auth;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'secrets_web') THEN CREATE ROLE secrets_web LOGIN; END IF;
-END $$;
-GRANT USAGE ON SCHEMA nile_auth TO secrets_web;
 SELECT nile_auth.signup('sam@secrets.test', 'sam password 1', NULL, 'sam co');
 SQL
 tenant=$(q -d nile_secrets -c "SELECT id FROM nile_auth.tenants WHERE name = 'sam co'")
