@@ -33,12 +33,12 @@ CREATE TRIGGER invalidate_backend_caches
 CREATE TRIGGER invalidate_backend_caches
     AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
--- Only an ended or moved membership matters (only live ones are cached), so adding members
--- and changing roles send nothing.
-CREATE TRIGGER invalidate_backend_caches_on_end
+-- Only live memberships and their roles are cached (tenant_id(), has_role()): an ended or moved
+-- membership, or changed roles, matter; adding members sends nothing.
+CREATE TRIGGER invalidate_backend_caches_on_change
     AFTER UPDATE ON nile_auth.tenant_users
     FOR EACH ROW WHEN (OLD.deleted IS NULL AND (NEW.deleted IS NOT NULL OR NEW.tenant_id <> OLD.tenant_id
-                                                OR NEW.user_id <> OLD.user_id))
+                                                OR NEW.user_id <> OLD.user_id OR NEW.roles <> OLD.roles))
     EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
 CREATE TRIGGER invalidate_backend_caches
     AFTER DELETE OR TRUNCATE ON nile_auth.tenant_users

@@ -200,11 +200,231 @@ END $$;
 -- How each membership began (issue 10, class 6): only a tenant the user created, or that
 -- created the user, administers the user's account. 0.1.0's memberships are classified from
 -- the audit log; the rest count as added by someone else, which grants no such power.
+-- (accepted_invitation: issue 11.)
 ALTER TABLE nile_auth.tenant_users
-    ADD COLUMN origin text NOT NULL DEFAULT 'added' CHECK (origin IN ('created_tenant', 'created_by_tenant', 'added'));
+    ADD COLUMN origin text NOT NULL DEFAULT 'added'
+        CONSTRAINT tenant_users_origin_check
+        CHECK (origin IN ('created_tenant', 'created_by_tenant', 'accepted_invitation', 'added'));
 UPDATE nile_auth.tenant_users tu SET origin = 'created_tenant'
  WHERE EXISTS (SELECT FROM nile_auth.audit_log a
                 WHERE a.event = 'tenant.created' AND a.tenant_id = tu.tenant_id AND a.actor = tu.user_id);
 UPDATE nile_auth.tenant_users tu SET origin = 'created_by_tenant'
  WHERE EXISTS (SELECT FROM nile_auth.audit_log a
                 WHERE a.event = 'user.created' AND a.tenant_id = tu.tenant_id AND a.target = tu.user_id::text);
+
+-- The rest of the seeds' model (issue 11): account deletion, email change, invitations, teams,
+-- roles in policies.
+
+-- An email change waits for a token mailed to the new address.
+ALTER TABLE nile_auth.one_time_tokens DROP CONSTRAINT one_time_tokens_purpose_check,
+    ADD CONSTRAINT one_time_tokens_purpose_check
+        CHECK (purpose IN ('password_reset', 'email_verification', 'email_change'));
+
+-- has_role() caches roles with memberships, so a change of roles must reach every backend too.
+DROP TRIGGER invalidate_backend_caches_on_end ON nile_auth.tenant_users;
+CREATE TRIGGER invalidate_backend_caches_on_change
+    AFTER UPDATE ON nile_auth.tenant_users
+    FOR EACH ROW WHEN (OLD.deleted IS NULL AND (NEW.deleted IS NOT NULL OR NEW.tenant_id <> OLD.tenant_id
+                                                OR NEW.user_id <> OLD.user_id OR NEW.roles <> OLD.roles))
+    EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+
+CREATE TABLE nile_auth.invitations (
+    id          uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    tenant_id   uuid NOT NULL REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    email       text NOT NULL,
+    roles       text[] NOT NULL,
+    token_hash  bytea NOT NULL UNIQUE,
+    invited_by  uuid,
+    created     timestamptz NOT NULL DEFAULT now(),
+    expires     timestamptz NOT NULL,
+    accepted    timestamptz,
+    accepted_by uuid,
+    revoked     timestamptz
+);
+CREATE UNIQUE INDEX invitations_pending_key ON nile_auth.invitations (tenant_id, lower(email))
+    WHERE accepted IS NULL AND revoked IS NULL;
+CREATE INDEX invitations_email_idx ON nile_auth.invitations (lower(email)) WHERE accepted IS NULL AND revoked IS NULL;
+CREATE TABLE nile_auth.teams (
+    id        uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    tenant_id uuid NOT NULL REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    name      text NOT NULL,
+    created   timestamptz NOT NULL DEFAULT now(),
+    updated   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX teams_tenant_id_idx ON nile_auth.teams (tenant_id);
+CREATE TABLE nile_auth.team_members (
+    team_id   uuid NOT NULL REFERENCES nile_auth.teams (id) ON DELETE CASCADE,
+    user_id   uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
+    created   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (team_id, user_id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES nile_auth.tenant_users (tenant_id, user_id) ON DELETE CASCADE
+);
+CREATE INDEX team_members_user_idx ON nile_auth.team_members (tenant_id, user_id);
+REVOKE ALL ON nile_auth.invitations, nile_auth.teams, nile_auth.team_members FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.invitations', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.teams', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.team_members', '');
+
+-- sql/teams.sql, as a fresh install runs it.
+-- Teams (src/teams.rs writes them): tenant data, so an application role reads a team and its
+-- members only in its current tenant, as with any tenant-isolated table; the trusted backend
+-- reads all.
+GRANT SELECT ON nile_auth.teams, nile_auth.team_members TO PUBLIC;
+ALTER TABLE nile_auth.teams ENABLE ROW LEVEL SECURITY;
+ALTER TABLE nile_auth.team_members ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_teams ON nile_auth.teams FOR SELECT
+    USING (nile_auth.is_trusted_backend() OR tenant_id = nile_auth.tenant_id());
+CREATE POLICY tenant_team_members ON nile_auth.team_members FOR SELECT
+    USING (nile_auth.is_trusted_backend() OR tenant_id = nile_auth.tenant_id());
+
+-- The current user's teams in the current tenant, for application policies:
+--   USING (team_id = ANY ((SELECT nile_auth.team_ids())::uuid[]))
+-- (the scalar subquery makes it run once per query). Empty with no user or no tenant.
+CREATE FUNCTION nile_auth.team_ids() RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE(array_agg(m.team_id ORDER BY m.team_id), '{}')
+      FROM nile_auth.team_members m
+     WHERE m.tenant_id = nile_auth.tenant_id() AND m.user_id = nile_auth.user_id()
+$$;
+
+-- A team member is a live member of the tenant: when the membership ends (unlink_user,
+-- delete_user, the tenant's deletion), so do the user's teams there. A membership that begins
+-- again starts with no teams.
+CREATE FUNCTION nile_auth._end_team_memberships() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM nile_auth.team_members WHERE tenant_id = NEW.tenant_id AND user_id = NEW.user_id;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._end_team_memberships() FROM PUBLIC;
+CREATE TRIGGER end_team_memberships
+    AFTER UPDATE OF deleted ON nile_auth.tenant_users
+    FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
+    EXECUTE FUNCTION nile_auth._end_team_memberships();
+
+-- signup gains `invitation`. The new definition calls a symbol of its own (0.1.0's signup_wrapper
+-- is gone from the library, so the old definition fails cleanly until this update).
+DROP FUNCTION nile_auth.signup(text, text, text, text);
+CREATE FUNCTION nile_auth.accept_invitation(
+    "token" TEXT
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'accept_invitation_wrapper';
+
+CREATE FUNCTION nile_auth.add_team_member(
+    "team_id" uuid,
+    "user_id" uuid
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'add_team_member_wrapper';
+
+CREATE FUNCTION nile_auth.change_email(
+    "new_email" TEXT,
+    "password" TEXT
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'change_email_wrapper';
+
+CREATE FUNCTION nile_auth.create_team(
+    "name" TEXT,
+    "tenant_id" uuid DEFAULT NULL
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_team_wrapper';
+
+CREATE FUNCTION nile_auth.delete_team(
+    "team_id" uuid
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'delete_team_wrapper';
+
+CREATE FUNCTION nile_auth.delete_user(
+    "user_id" uuid DEFAULT NULL
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'delete_user_wrapper';
+
+CREATE FUNCTION nile_auth.has_role(
+    "role" TEXT,
+    "tenant_id" uuid DEFAULT NULL
+) RETURNS bool
+STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'has_role_wrapper';
+
+CREATE FUNCTION nile_auth.invite(
+    "email" TEXT,
+    "roles" TEXT[] DEFAULT '{member}',
+    "tenant_id" uuid DEFAULT NULL,
+    "expires_in" interval DEFAULT '7 days'
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'invite_wrapper';
+
+CREATE FUNCTION nile_auth.list_invitations(
+    "tenant_id" uuid DEFAULT NULL
+) RETURNS SETOF jsonb
+STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_invitations_wrapper';
+
+CREATE FUNCTION nile_auth.list_teams() RETURNS SETOF jsonb
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_teams_wrapper';
+
+CREATE FUNCTION nile_auth.remove_team_member(
+    "team_id" uuid,
+    "user_id" uuid
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'remove_team_member_wrapper';
+
+CREATE FUNCTION nile_auth.revoke_invitation(
+    "id" uuid
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revoke_invitation_wrapper';
+
+CREATE FUNCTION nile_auth.set_email(
+    "user_id" uuid,
+    "email" TEXT
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_email_wrapper';
+
+CREATE FUNCTION nile_auth.signup(
+    "email" TEXT,
+    "password" TEXT,
+    "preferred_name" TEXT DEFAULT NULL,
+    "new_tenant" TEXT DEFAULT NULL,
+    "invitation" TEXT DEFAULT NULL
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'signup_with_invitation_wrapper';

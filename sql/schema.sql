@@ -42,9 +42,11 @@ CREATE TABLE nile_auth.tenant_users (
     updated   timestamptz NOT NULL DEFAULT now(),
     deleted   timestamptz,
     -- How the membership began: the user created the tenant, the tenant created the user
-    -- (create_tenant_user), or someone else added them. Only the first two give the tenant's
-    -- owners and admins power over the user's account.
-    origin    text NOT NULL DEFAULT 'added' CHECK (origin IN ('created_tenant', 'created_by_tenant', 'added')),
+    -- (create_tenant_user), the user accepted an invitation, or someone else added them. All
+    -- but 'added' give the tenant's owners and admins power over the user's account.
+    origin    text NOT NULL DEFAULT 'added'
+              CONSTRAINT tenant_users_origin_check
+              CHECK (origin IN ('created_tenant', 'created_by_tenant', 'accepted_invitation', 'added')),
     PRIMARY KEY (tenant_id, user_id)
 );
 -- "Which tenants is this user in?" (me(), membership checks by user).
@@ -71,13 +73,15 @@ CREATE TABLE nile_auth.login_failures (
 );
 CREATE INDEX login_failures_last_failure_idx ON nile_auth.login_failures (last_failure);
 
--- Private: one-time tokens for password reset and email verification. Only a SHA-256 of the
--- token is stored; the token itself is shown once, to be mailed.
+-- Private: one-time tokens for password reset, email verification and email change. Only a
+-- SHA-256 of the token is stored; the token itself is shown once, to be mailed.
 CREATE TABLE nile_auth.one_time_tokens (
     token_hash bytea PRIMARY KEY,
     user_id    uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
-    purpose    text NOT NULL CHECK (purpose IN ('password_reset', 'email_verification')),
-    email      text NOT NULL,            -- the address the token was issued for
+    purpose    text NOT NULL
+               CONSTRAINT one_time_tokens_purpose_check
+               CHECK (purpose IN ('password_reset', 'email_verification', 'email_change')),
+    email      text NOT NULL,            -- the address the token was issued for (email_change: the new one)
     created    timestamptz NOT NULL DEFAULT now(),
     expires    timestamptz NOT NULL,
     used       timestamptz
@@ -98,6 +102,48 @@ CREATE TABLE nile_auth.api_keys (
     last_used timestamptz
 );
 CREATE INDEX api_keys_user_idx ON nile_auth.api_keys (user_id);
+
+-- Private: invitations to join a tenant. Only a SHA-256 of the token is stored; the token is
+-- shown once, to be mailed to `email`. Pending: none of accepted, revoked set, and not expired.
+CREATE TABLE nile_auth.invitations (
+    id          uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    tenant_id   uuid NOT NULL REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    email       text NOT NULL,            -- stored form (NFC), compared case-insensitively
+    roles       text[] NOT NULL,
+    token_hash  bytea NOT NULL UNIQUE,
+    invited_by  uuid,                     -- NULL when the trusted backend invited
+    created     timestamptz NOT NULL DEFAULT now(),
+    expires     timestamptz NOT NULL,
+    accepted    timestamptz,
+    accepted_by uuid,
+    revoked     timestamptz
+);
+-- One pending invitation per tenant and address: a new one replaces it.
+CREATE UNIQUE INDEX invitations_pending_key ON nile_auth.invitations (tenant_id, lower(email))
+    WHERE accepted IS NULL AND revoked IS NULL;
+CREATE INDEX invitations_email_idx ON nile_auth.invitations (lower(email)) WHERE accepted IS NULL AND revoked IS NULL;
+
+-- Teams: groups of members inside a tenant (Nexla). Tenant data: readable under row-level
+-- security like an isolated application table (sql/teams.sql), written only by the functions.
+CREATE TABLE nile_auth.teams (
+    id        uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    tenant_id uuid NOT NULL REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    name      text NOT NULL,
+    created   timestamptz NOT NULL DEFAULT now(),
+    updated   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX teams_tenant_id_idx ON nile_auth.teams (tenant_id);
+-- A team member is a live member of the team's tenant: the row goes when that membership ends
+-- (sql/teams.sql). tenant_id repeats the team's, so policies and team_ids() need no join.
+CREATE TABLE nile_auth.team_members (
+    team_id   uuid NOT NULL REFERENCES nile_auth.teams (id) ON DELETE CASCADE,
+    user_id   uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
+    created   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (team_id, user_id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES nile_auth.tenant_users (tenant_id, user_id) ON DELETE CASCADE
+);
+CREATE INDEX team_members_user_idx ON nile_auth.team_members (tenant_id, user_id);
 
 -- Append-only audit trail. Never holds a password, token, key or hash.
 CREATE TABLE nile_auth.audit_log (
@@ -154,3 +200,6 @@ SELECT pg_catalog.pg_extension_config_dump('nile_auth.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.one_time_tokens', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.invitations', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.teams', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.team_members', '');

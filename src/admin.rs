@@ -1,5 +1,5 @@
-//! Account administration: activation, manual locks, passwords, email verification, and the
-//! backend's view of every user. Who may call each function is part of its contract (see
+//! Account administration: who administers an account, activation, manual locks, passwords,
+//! and the backend's view of every user. Who may call each function is part of its contract (see
 //! docs/api.md, "Account administration").
 
 use crate::audit::record;
@@ -7,25 +7,21 @@ use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::require_account_user;
 use crate::passwords;
-use crate::settings::RESET_TOKEN_MAX_AGE;
+use crate::one_time_tokens::{self, PASSWORD_RESET};
 use crate::caller::{Caller, account_caller, require_trusted_backend};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-const PASSWORD_RESET: &str = "password_reset";
-const EMAIL_VERIFICATION: &str = "email_verification";
 
 /// For the backend-only account functions: the caller is the trusted backend and `user` is live.
-fn require_backend_for_live_user(user: Uuid, what: &str) {
+pub(crate) fn require_backend_for_live_user(user: Uuid, what: &str) {
     require_trusted_backend(what);
     require_live_user(user);
 }
 
-fn user_not_found(user: Uuid) -> AuthError {
+pub(crate) fn user_not_found(user: Uuid) -> AuthError {
     AuthError::NotFound(format!("user {user} not found"))
 }
 
@@ -39,7 +35,7 @@ fn require_live_user(user: Uuid) {
 /// which the user joined by their own action or was created by (tenant_users.origin is not
 /// 'added'): being added to a tenant by someone else gives that tenant no power over your
 /// account. A user who shares no tenant with the caller is reported as not found.
-fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
+pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     require_live_user(user);
     let me = match account_caller().or_raise() {
         Caller::TrustedBackend => return None,
@@ -70,7 +66,7 @@ fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
 }
 
 /// Ends every token issued before now for `user`.
-fn revoke_tokens(user: Uuid) {
+pub(crate) fn revoke_tokens(user: Uuid) {
     write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
 }
 
@@ -159,42 +155,6 @@ fn set_password(user_id: Option<pgrx::Uuid>, new_password: Option<&str>) -> bool
     true
 }
 
-/// A new one-time token for `user`: 256 random bits, shown once; only its SHA-256 is stored.
-/// Earlier unused tokens of the same purpose stop working.
-fn issue_one_time_token(user: Uuid, purpose: &str, email: &str) -> String {
-    let token = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>().or_raise());
-    write(
-        "UPDATE nile_auth.one_time_tokens SET used = now() WHERE user_id = $1 AND purpose = $2 AND used IS NULL",
-        &[to_pg(user).into(), purpose.into()],
-    );
-    write(
-        "INSERT INTO nile_auth.one_time_tokens (token_hash, user_id, purpose, email, expires)
-         VALUES (sha256(convert_to($1, 'UTF8')), $2, $3, $4, now() + make_interval(secs => $5))",
-        &[token.as_str().into(), to_pg(user).into(), purpose.into(), email.into(), f64::from(RESET_TOKEN_MAX_AGE.get()).into()],
-    );
-    token
-}
-
-/// Uses a one-time token: returns its user and email, or 28000 if it is unknown, used, expired
-/// or of another purpose. The UPDATE makes use exactly-once even under concurrency.
-fn consume_one_time_token(token: &str, purpose: &str) -> (Uuid, String) {
-    let row = Spi::connect_mut(|client| {
-        let mut rows = client.update(
-            "UPDATE nile_auth.one_time_tokens SET used = now()
-              WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND purpose = $2 AND used IS NULL AND expires > now()
-             RETURNING user_id, email",
-            Some(1),
-            &[token.into(), purpose.into()],
-        )?;
-        rows.next().map(|row| Ok::<_, pgrx::spi::Error>((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?))).transpose()
-    })
-    .or_raise();
-    match row {
-        Some((Some(user), Some(email))) => (from_pg(user), email),
-        _ => AuthError::InvalidToken.raise(),
-    }
-}
-
 /// For the trusted backend: a one-time password reset token to mail to `email`, or NULL when no
 /// live user has that email (no error, so the caller's response need not differ).
 #[pg_extern(security_definer, volatile)]
@@ -208,7 +168,7 @@ fn request_password_reset(email: Option<&str>) -> Option<String> {
         |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?)),
     )
     .and_then(|(u, e)| Some((from_pg(u?), e?)))?;
-    let token = issue_one_time_token(user, PASSWORD_RESET, &stored_email);
+    let token = one_time_tokens::issue(user, PASSWORD_RESET, &stored_email);
     record("password.reset_requested", None, None, Some(&user.to_string()), json!({}));
     Some(token)
 }
@@ -221,42 +181,10 @@ fn reset_password(token: Option<&str>, new_password: Option<&str>) -> bool {
     let token = required(token, "token").or_raise();
     let new_password = required(new_password, "new_password").or_raise();
     passwords::check_password_policy(new_password, crate::users::min_password_chars()).or_raise();
-    let (user, _) = consume_one_time_token(token, PASSWORD_RESET);
+    let (user, _, _) = one_time_tokens::consume(token, &[PASSWORD_RESET]);
     store_password(user, new_password);
     crate::lockout::forget(user);
     record("password.reset", Some(user), None, Some(&user.to_string()), json!({}));
-    true
-}
-
-/// A one-time token proving the current user's email address, to be mailed to it.
-#[pg_extern(security_definer, volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn request_email_verification() -> String {
-    let user = require_account_user().or_raise();
-    let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1", &[to_pg(user).into()])
-        .unwrap_or_else(|| user_not_found(user).raise());
-    let token = issue_one_time_token(user, EMAIL_VERIFICATION, &email);
-    record("email.verification_requested", Some(user), None, Some(&user.to_string()), json!({}));
-    token
-}
-
-/// Marks the email the token was issued for as verified. Needs no session identity: the token
-/// is the proof. A token for an address the user has since changed verifies nothing (28000).
-#[pg_extern(security_definer, volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn verify_email(token: Option<&str>) -> bool {
-    let token = required(token, "token").or_raise();
-    let (user, email) = consume_one_time_token(token, EMAIL_VERIFICATION);
-    let updated = Spi::get_one_with_args::<bool>(
-        "UPDATE nile_auth.users SET email_verified = now(), updated = now()
-          WHERE id = $1 AND email = $2 AND deleted IS NULL RETURNING true",
-        &[to_pg(user).into(), email.as_str().into()],
-    )
-    .or_raise();
-    if updated != Some(true) {
-        AuthError::InvalidToken.raise();
-    }
-    record("email.verified", Some(user), None, Some(&user.to_string()), json!({}));
     true
 }
 

@@ -91,6 +91,15 @@ pub fn read_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) ->
     read_row(query, args, |row| row.get::<T>(1)).flatten()
 }
 
+/// The first row a writing query (INSERT/UPDATE ... RETURNING) returns, mapped by `f`, or `None`.
+pub fn write_returning<R>(query: &str, args: &[DatumWithOid], f: impl FnOnce(&SpiHeapTupleData) -> SpiResult<R>) -> Option<R> {
+    Spi::connect_mut(|client| {
+        let mut rows = client.update(query, None, args)?;
+        rows.next().map(|row| f(&row)).transpose()
+    })
+    .or_raise()
+}
+
 pub fn write(query: &str, args: &[DatumWithOid]) {
     Spi::run_with_args(query, args).or_raise()
 }

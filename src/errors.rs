@@ -16,6 +16,8 @@ pub enum AuthError {
     InvalidUuid(String),
     /// 23505: the email is already registered (any letter case).
     EmailTaken,
+    /// 23505: something that must be unique exists already (a membership an invitation would create).
+    AlreadyExists(String),
     /// 28P01: unknown email, wrong password (one message for both, so emails cannot be probed).
     InvalidCredentials,
     /// 28P01: an API key that does not log in (unknown, revoked, expired, or its user cannot).
@@ -39,7 +41,7 @@ impl AuthError {
         match self {
             AuthError::InvalidParameter(_) => Code::ERRCODE_INVALID_PARAMETER_VALUE,
             AuthError::InvalidUuid(_) => Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
-            AuthError::EmailTaken => Code::ERRCODE_UNIQUE_VIOLATION,
+            AuthError::EmailTaken | AuthError::AlreadyExists(_) => Code::ERRCODE_UNIQUE_VIOLATION,
             AuthError::InvalidCredentials | AuthError::InvalidApiKey => Code::ERRCODE_INVALID_PASSWORD,
             AuthError::InvalidToken | AuthError::NotAuthenticated => {
                 Code::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
@@ -58,6 +60,7 @@ impl AuthError {
             AuthError::InvalidParameter(m)
             | AuthError::PermissionDenied(m)
             | AuthError::NotFound(m)
+            | AuthError::AlreadyExists(m)
             | AuthError::ObjectNotInPrerequisiteState(m) => m.clone(),
             AuthError::Internal(m) => format!("nile_auth internal error: {m}"),
             AuthError::InvalidUuid(value) => {

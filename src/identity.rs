@@ -213,6 +213,20 @@ fn me() -> JsonB {
     if let (Some(scope), Some(serde_json::Value::Array(tenants))) = (verified.tenant, profile.0.get_mut("tenants")) {
         tenants.retain(|t| t.as_str() == Some(scope.to_string().as_str()));
     }
+    let memberships = read_one_prepared::<JsonB>(
+        "SELECT COALESCE(jsonb_agg(jsonb_build_object('id', t.id, 'name', t.name, 'roles', to_jsonb(tu.roles),
+                                                      'isAdmin', tu.roles && ARRAY['owner', 'admin'], 'joined', tu.created)
+                                   ORDER BY tu.created, t.id), '[]')
+           FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
+          WHERE tu.user_id = $1 AND tu.tenant_id = COALESCE($2, tu.tenant_id) AND tu.deleted IS NULL AND t.deleted IS NULL",
+        &[to_pg(verified.user_id).into(), verified.tenant.map(to_pg).into()],
+    )
+    .map_or(serde_json::Value::Array(vec![]), |m| m.0);
+    if let serde_json::Value::Object(fields) = &mut profile.0 {
+        // Nexla's default_org: the first tenant joined.
+        fields.insert("defaultTenant".into(), memberships.get(0).and_then(|m| m.get("id")).cloned().unwrap_or_default());
+        fields.insert("memberships".into(), memberships);
+    }
     profile
 }
 

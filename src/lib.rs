@@ -2,8 +2,9 @@
 //!
 //! Layout: `sql/schema.sql` (tables, grants) runs first, the Rust functions follow,
 //! `sql/builtin_policies.sql` (row-level security on the public tables) and
-//! `sql/listings.sql` (listings written in PL/pgSQL) and `sql/isolation_guards.sql` (the
-//! TRUNCATE guard and the event trigger for partitions) once the functions they call exist, and
+//! `sql/listings.sql` (listings written in PL/pgSQL), `sql/isolation_guards.sql` (the TRUNCATE
+//! guard and the event trigger for partitions) and `sql/teams.sql` (row-level security on teams,
+//! team_ids()) once the functions they call exist, and
 //! `sql/finalize.sql` (privileges on functions, triggers, the first signing key) last.
 
 use pgrx::prelude::*;
@@ -16,12 +17,15 @@ mod apikeys;
 mod audit;
 mod caller;
 mod db;
+mod deletion;
+mod email;
 mod errors;
 mod identity;
 mod invalidation;
 mod json_input;
 mod keys;
 mod lockout;
+mod one_time_tokens;
 mod passwords;
 mod policies;
 mod privilege;
@@ -56,6 +60,11 @@ pgrx::extension_sql_file!(
         policies::guard_isolated_tree,
         policies::check_new_policy
     ]
+);
+pgrx::extension_sql_file!(
+    "../sql/teams.sql",
+    name = "teams",
+    requires = ["schema", identity::user_id_sql, tenancy::context::tenant_id_sql, tenancy::context::is_trusted_backend]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -51,6 +51,14 @@ pub fn lookup_form(email: &str) -> String {
     normalize_email(email).unwrap_or_else(|_| email.to_owned())
 }
 
+/// Whether a live user other than `except` has `email` (in any letter case).
+pub fn email_taken_by_other(email: &str, except: Option<Uuid>) -> bool {
+    read_one::<bool>(
+        "SELECT true FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL AND id IS DISTINCT FROM $2",
+        &[email.into(), except.map(to_pg).into()],
+    ) == Some(true)
+}
+
 pub fn min_password_chars() -> usize {
     MIN_PASSWORD_LENGTH.get().max(1) as usize
 }
@@ -61,11 +69,7 @@ pub fn create_user(email: &str, password: &str, name: Option<&str>) -> Uuid {
     let email = normalize_email(email).or_raise();
     let email = email.as_str();
     passwords::check_password_policy(password, min_password_chars()).or_raise();
-    let taken = read_one::<bool>(
-        "SELECT true FROM nile_auth.users WHERE lower(email) = lower($1) AND deleted IS NULL",
-        &[email.into()],
-    );
-    if taken == Some(true) {
+    if email_taken_by_other(email, None) {
         AuthError::EmailTaken.raise();
     }
     let user_id = Uuid::now_v7();

@@ -1,6 +1,6 @@
 //! The current tenant (`nile.tenant_id`) and who may use it: the hot path behind every tenant
-//! isolation policy (`tenant_id()`), `set_tenant`, and the per-call access check the tenant
-//! functions share. An end user may use only tenants they are a live member of (and a token
+//! isolation policy (`tenant_id()`, `has_role()`), `set_tenant`, and the per-call access check
+//! the tenant functions share. An end user may use only tenants they are a live member of (and a token
 //! from a tenant API key only that tenant); the trusted backend may use any live tenant.
 
 use crate::caller::{Caller, caller, caller_and_scope};
@@ -11,19 +11,21 @@ use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_s
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::rc::Rc;
 use uuid::Uuid;
 
 /// Roles that administer a tenant: remove others, change roles, rename, delete.
 const ADMIN_ROLES: [&str; 2] = ["owner", "admin"];
 
 thread_local! {
-    /// Live memberships (user, tenant) a probe has confirmed, kept across transactions. Any
-    /// change that can end a membership broadcasts an invalidation of tenant_users
-    /// (sql/finalize.sql, `invalidation`), and the callback below bumps the epoch, so the set is
-    /// dropped before this backend's next transaction uses it: a removed member loses access at
-    /// their next transaction without a probe in every transaction.
-    static MEMBERS: RefCell<(u64, HashSet<(Uuid, Uuid)>)> = RefCell::new((0, HashSet::new()));
+    /// Live memberships (user, tenant) a probe has confirmed, with their roles, kept across
+    /// transactions. Any change that can end a membership or change its roles broadcasts an
+    /// invalidation of tenant_users (sql/finalize.sql, `invalidation`), and the callback below
+    /// bumps the epoch, so the map is dropped before this backend's next transaction uses it: a
+    /// removed member loses access, and a demoted one their role, at their next transaction
+    /// without a probe in every transaction.
+    static MEMBERS: RefCell<(u64, HashMap<(Uuid, Uuid), Rc<[String]>>)> = RefCell::new((0, HashMap::new()));
     static MEMBERS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
 /// A bound on the set, so a backend serving many users and tenants stays small.
@@ -40,8 +42,8 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
     })
 }
 
-/// Whether `user` has a live membership in `tenant`, and whether the answer may be cached: one
-/// probe of tenant_users' primary key, instead of an SPI query (SPI's executor setup was most of
+/// The roles of `user`'s live membership in `tenant` (`None`: not a live member), and whether
+/// the answer may be cached: one probe of tenant_users' primary key, instead of an SPI query (SPI's executor setup was most of
 /// the cost in bench arm 3). Reading the heap directly needs no privilege switch. A deleted
 /// tenant's memberships are ended by a trigger (sql/finalize.sql), so the membership row alone
 /// decides.
@@ -50,10 +52,10 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
 /// has already processed belongs to a commit that snapshot sees, so a cached answer can never
 /// predate an invalidation that was meant to drop it. In parallel mode no new snapshot may be
 /// taken; the statement's is used and the answer is not cached.
-fn probe_membership(user: Uuid, tenant: Uuid) -> (bool, bool) {
-    use pgrx::datum::IntoDatum;
-    let Some(TenantUsers { relid, index_oid, deleted_attnum }) = tenant_users_catalog() else {
-        return (false, false);
+fn probe_membership(user: Uuid, tenant: Uuid) -> (Option<Vec<String>>, bool) {
+    use pgrx::datum::{FromDatum, IntoDatum};
+    let Some(TenantUsers { relid, index_oid, deleted_attnum, roles_attnum }) = tenant_users_catalog() else {
+        return (None, false);
     };
     // SAFETY: called during query execution inside a transaction; every snapshot, open, scan
     // and slot below is released before returning, and an error midway is cleaned up by
@@ -84,13 +86,18 @@ fn probe_membership(user: Uuid, tenant: Uuid) -> (bool, bool) {
         let scan = pg_sys::index_beginscan(rel, index, snapshot, 2, 0);
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let mut live = false;
+        let mut live = None;
+        let last_attnum = deleted_attnum.max(roles_attnum);
         while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-            if ((*slot).tts_nvalid as i32) < deleted_attnum as i32 {
-                pg_sys::slot_getsomeattrs_int(slot, deleted_attnum as i32);
+            if ((*slot).tts_nvalid as i32) < last_attnum as i32 {
+                pg_sys::slot_getsomeattrs_int(slot, last_attnum as i32);
             }
             if *(*slot).tts_isnull.add(deleted_attnum as usize - 1) {
-                live = true;
+                let at = roles_attnum as usize - 1;
+                // Copied out (detoasted) while the slot still holds the tuple.
+                live = Some(
+                    Vec::<String>::from_datum(*(*slot).tts_values.add(at), *(*slot).tts_isnull.add(at)).unwrap_or_default(),
+                );
                 break;
             }
         }
@@ -111,6 +118,7 @@ struct TenantUsers {
     relid: pg_sys::Oid,
     index_oid: pg_sys::Oid,
     deleted_attnum: pg_sys::AttrNumber,
+    roles_attnum: pg_sys::AttrNumber,
 }
 
 thread_local! {
@@ -129,13 +137,14 @@ fn tenant_users_catalog() -> Option<TenantUsers> {
             return None;
         }
         let deleted_attnum = pg_sys::get_attnum(relid, c"deleted".as_ptr());
+        let roles_attnum = pg_sys::get_attnum(relid, c"roles".as_ptr());
         let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let index_oid = pg_sys::RelationGetPrimaryKeyIndex(rel);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        if deleted_attnum <= 0 || index_oid == pg_sys::InvalidOid {
+        if deleted_attnum <= 0 || roles_attnum <= 0 || index_oid == pg_sys::InvalidOid {
             return None;
         }
-        TenantUsers { relid, index_oid, deleted_attnum }
+        TenantUsers { relid, index_oid, deleted_attnum, roles_attnum }
     };
     TENANT_USERS.set(Some(found));
     Some(found)
@@ -157,30 +166,32 @@ pub fn register_invalidation_callback() {
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_tenant_users), pg_sys::Datum::from(0)) };
 }
 
-fn is_member_cached(user: Uuid, tenant: Uuid) -> bool {
+/// The roles of `user`'s live membership in `tenant`, or `None`: from the cache, else probed.
+fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     let epoch = MEMBERS_EPOCH.get();
     let hit = MEMBERS.with_borrow_mut(|(seen, members)| {
         if *seen != epoch {
             members.clear();
             *seen = epoch;
         }
-        members.contains(&(user, tenant))
+        members.get(&(user, tenant)).cloned()
     });
-    if hit {
-        return true;
+    if hit.is_some() {
+        return hit;
     }
-    let (member, cacheable) = probe_membership(user, tenant);
+    let (roles, cacheable) = probe_membership(user, tenant);
+    let roles: Rc<[String]> = roles?.into();
     // An invalidation processed during the probe (its locks read the queue) may be the one
     // that ended this membership: then the answer is used once and not kept.
-    if member && cacheable && MEMBERS_EPOCH.get() == epoch {
+    if cacheable && MEMBERS_EPOCH.get() == epoch {
         MEMBERS.with_borrow_mut(|(_, members)| {
             if members.len() >= MAX_CACHED_MEMBERSHIPS {
                 members.clear();
             }
-            members.insert((user, tenant));
+            members.insert((user, tenant), roles.clone());
         });
     }
-    member
+    Some(roles)
 }
 
 fn not_a_member(user: Uuid, tenant: Uuid) -> AuthError {
@@ -205,7 +216,7 @@ fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
         (Caller::User(_), Some(scope)) if scope != tenant => {
             Err(AuthError::PermissionDenied(format!("this token is limited to tenant {scope}")))
         }
-        (Caller::User(user), _) if is_member_cached(user, tenant) => Ok(Caller::User(user)),
+        (Caller::User(user), _) if member_roles_cached(user, tenant).is_some() => Ok(Caller::User(user)),
         (Caller::User(user), _) => Err(not_a_member(user, tenant)),
     }
 }
@@ -228,6 +239,35 @@ fn require_tenant_id_sql() -> pgrx::Uuid {
 #[pg_extern(stable, parallel_restricted, name = "tenant_id")]
 fn tenant_id_sql() -> Option<pgrx::Uuid> {
     current_tenant().or_raise().map(to_pg)
+}
+
+/// Whether the caller holds `role` in the current tenant (or in `tenant_id`): for application
+/// policies ("only owners and admins may DELETE"). True for the trusted backend; false with no
+/// tenant, outside a tenant API key's tenant, or for a non-member. Cached with the membership
+/// (see `MEMBERS`), so a policy pays a hash lookup per call. 28000 without a verified identity,
+/// as for tenant_id().
+#[pg_extern(stable, parallel_restricted)]
+fn has_role(role: Option<&str>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
+    let role = required(role, "role").or_raise();
+    caller_holds_role(role, tenant_id.map(from_pg)).or_raise()
+}
+
+fn caller_holds_role(role: &str, tenant: Option<Uuid>) -> AuthResult<bool> {
+    let (user, scope) = match caller_and_scope()? {
+        (Caller::TrustedBackend, _) => return Ok(true),
+        (Caller::User(user), scope) => (user, scope),
+    };
+    let tenant = match tenant {
+        Some(tenant) => tenant,
+        None => match current_tenant()? {
+            Some(tenant) => tenant,
+            None => return Ok(false),
+        },
+    };
+    if scope.is_some_and(|s| s != tenant) {
+        return Ok(false);
+    }
+    Ok(member_roles_cached(user, tenant).is_some_and(|roles| roles.iter().any(|r| r == role)))
 }
 
 /// True for a trusted application backend session (see module docs).
@@ -302,15 +342,20 @@ impl Access {
 
 /// The caller's access to `tenant`; P0002 if an end user is not a member (no existence leak).
 pub fn access(tenant: Uuid) -> Access {
-    let (caller, scope) = caller_and_scope().or_raise();
+    try_access(tenant).or_raise()
+}
+
+/// `access`, for a caller that reports the refusal its own way (as "team … not found").
+pub fn try_access(tenant: Uuid) -> AuthResult<Access> {
+    let (caller, scope) = caller_and_scope()?;
     let admin = match caller {
-        Caller::TrustedBackend if !tenant_exists(tenant) => tenant_not_found(tenant).raise(),
+        Caller::TrustedBackend if !tenant_exists(tenant) => return Err(tenant_not_found(tenant)),
         Caller::TrustedBackend => true,
-        Caller::User(_) if scope.is_some_and(|s| s != tenant) => tenant_not_found(tenant).raise(),
+        Caller::User(_) if scope.is_some_and(|s| s != tenant) => return Err(tenant_not_found(tenant)),
         Caller::User(user) => member_roles(user, tenant)
-            .unwrap_or_else(|| tenant_not_found(tenant).raise())
+            .ok_or_else(|| tenant_not_found(tenant))?
             .iter()
             .any(|r| ADMIN_ROLES.contains(&r.as_str())),
     };
-    Access { caller, tenant, admin }
+    Ok(Access { caller, tenant, admin })
 }

@@ -106,33 +106,7 @@ fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     true
 }
 
-/// A user the caller may see: themself, or anyone sharing a live tenant (with a token limited
-/// to one tenant: sharing that tenant). The trusted backend sees every live user. Anything else
-/// reads as not found.
-fn authorize_user(user: Uuid) -> Caller {
-    let (caller, scope) = caller_and_scope().or_raise();
-    let visible = match caller {
-        Caller::TrustedBackend => {
-            read_one::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()])
-        }
-        Caller::User(me) if me == user => Some(true),
-        Caller::User(me) => read_one::<bool>(
-            "SELECT true FROM nile_auth.tenant_users mine
-               JOIN nile_auth.tenant_users theirs ON theirs.tenant_id = mine.tenant_id
-               JOIN nile_auth.tenants t ON t.id = mine.tenant_id
-              WHERE mine.user_id = $1 AND theirs.user_id = $2 AND mine.tenant_id = COALESCE($3, mine.tenant_id)
-                AND mine.deleted IS NULL AND theirs.deleted IS NULL AND t.deleted IS NULL
-              LIMIT 1",
-            &[to_pg(me).into(), to_pg(user).into(), scope.map(to_pg).into()],
-        ),
-    };
-    if visible != Some(true) {
-        AuthError::NotFound(format!("user {user} not found")).raise();
-    }
-    caller
-}
-
-fn check_roles(roles: &[String]) -> AuthResult<()> {
+pub(crate) fn check_roles(roles: &[String]) -> AuthResult<()> {
     if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
         return Err(AuthError::InvalidParameter("roles must be a non-empty list of non-empty names".into()));
     }
@@ -173,8 +147,9 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
          VALUES ($1, $2, $3, COALESCE($4, '{}'), 'added')
          ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
-                -- A membership that had ended begins again, added by someone else.
+                -- A membership that had ended begins again, added by someone else, joined now.
                 origin = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.origin ELSE 'added' END,
+                created = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.created ELSE now() END,
                 deleted = NULL, updated = now()",
         &[to_pg(tenant).into(), to_pg(user).into(), wanted.clone().into(), metadata.map(JsonB).into()],
     );
@@ -185,7 +160,7 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
     membership_json(tenant, user)
 }
 
-fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
+pub(crate) fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
     read_one_prepared::<JsonB>(
         "SELECT jsonb_build_object('tenantId', tenant_id, 'userId', user_id, 'roles', to_jsonb(roles), 'metadata', metadata)
            FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2",
@@ -194,22 +169,33 @@ fn membership_json(tenant: Uuid, user: Uuid) -> JsonB {
     .unwrap_or_else(|| AuthError::NotFound(format!("user {user} not found")).raise())
 }
 
-fn refuse_if_last_owner(tenant: Uuid, leaving: Uuid) {
-    // Two owners leaving at once must not both see the other stay. Writing the tenant row
-    // serialises them: under READ COMMITTED the second waits, then counts with a new snapshot;
-    // under REPEATABLE READ or SERIALIZABLE it fails with 40001 instead of counting a stale one.
+/// The live members of `tenant` other than `leaving`, and how many of them are owners, counted
+/// after writing the tenant row. Two owners leaving at once must not both see the other stay:
+/// the write serialises them, so under READ COMMITTED the second waits, then counts with a new
+/// snapshot; under REPEATABLE READ or SERIALIZABLE it fails with 40001 instead of counting a
+/// stale one.
+pub(crate) fn others_staying(tenant: Uuid, leaving: Uuid) -> (i64, i64) {
     write("UPDATE nile_auth.tenants SET updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
-    let other_owners = read_one::<i64>(
-        "SELECT count(*) FROM nile_auth.tenant_users
-          WHERE tenant_id = $1 AND user_id <> $2 AND deleted IS NULL AND 'owner' = ANY (roles)",
+    read_row_prepared(
+        "SELECT count(*), count(*) FILTER (WHERE 'owner' = ANY (roles)) FROM nile_auth.tenant_users
+          WHERE tenant_id = $1 AND user_id <> $2 AND deleted IS NULL",
         &[to_pg(tenant).into(), to_pg(leaving).into()],
-    );
-    if other_owners.unwrap_or(0) == 0 {
-        AuthError::ObjectNotInPrerequisiteState(format!("user {leaving} is the last owner of tenant {tenant}")).raise();
+        |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<i64>(2)?.unwrap_or(0))),
+    )
+    .unwrap_or((0, 0))
+}
+
+pub(crate) fn last_owner(tenant: Uuid, leaving: Uuid) -> AuthError {
+    AuthError::ObjectNotInPrerequisiteState(format!("user {leaving} is the last owner of tenant {tenant}"))
+}
+
+fn refuse_if_last_owner(tenant: Uuid, leaving: Uuid) {
+    if others_staying(tenant, leaving).1 == 0 {
+        last_owner(tenant, leaving).raise();
     }
 }
 
-fn tenant_or_current(tenant_id: Option<pgrx::Uuid>) -> Uuid {
+pub(crate) fn tenant_or_current(tenant_id: Option<pgrx::Uuid>) -> Uuid {
     tenant_id.map(from_pg).unwrap_or_else(require_current_tenant)
 }
 
@@ -235,14 +221,18 @@ fn add_member(
     put_member(access, user, Some(roles), Some(metadata.0))
 }
 
-/// Links a user the caller can see to a tenant (default: the current one). Succeeds when the
-/// user is already a member, leaving their roles alone.
+/// Nile's linkUser: links any live user, by id, to a tenant the caller may use (default: the
+/// current one), as a plain member added by someone else (no power over the user's account).
+/// Succeeds when the user is already a member, leaving their roles alone. P0002 for an unknown
+/// user or tenant, or a tenant the caller may not use.
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn link_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> JsonB {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let access = access(tenant_or_current(tenant_id));
-    authorize_user(user);
+    if read_one_prepared::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()]).is_none() {
+        AuthError::NotFound(format!("user {user} not found")).raise();
+    }
     put_member(access, user, None, None)
 }
 

@@ -1,5 +1,8 @@
-//! Tenancy: `context` is the hot path (the current tenant, membership checks, access), `manage`
-//! the tenant and membership functions.
+//! Tenancy: `context` is the hot path (the current tenant, membership checks, roles, access),
+//! `manage` the tenant and membership functions, `invitations` and `teams` what is built on
+//! memberships.
 
 pub mod context;
+pub mod invitations;
 pub mod manage;
+pub mod teams;
