@@ -66,7 +66,7 @@ pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
 }
 
 /// Ends every token issued before now for `user`.
-pub(crate) fn revoke_tokens(user: Uuid) {
+fn revoke_tokens(user: Uuid) {
     write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
 }
 

@@ -1,7 +1,7 @@
 //! Deleting an account (Nile's DELETE /users/$USER_ID): self-service, or by whoever administers
 //! the account. One transaction ends everything the user could use and erases their secrets.
 
-use crate::admin::{authorize_account_admin, revoke_tokens, user_not_found};
+use crate::admin::{authorize_account_admin, user_not_found};
 use crate::audit::record;
 use crate::caller::{Caller, account_caller};
 use crate::db::{from_pg, read_all, to_pg, write, write_returning};
@@ -63,7 +63,6 @@ fn delete_user(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     write("DELETE FROM nile_auth.one_time_tokens WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.api_keys WHERE user_id = $1", &id);
     crate::lockout::forget(user);
-    revoke_tokens(user);
     // Soft-deleted, so ids in the audit log and in application tables still resolve; nothing
     // personal stays. Setting `deleted` makes every backend drop cached verifications of the
     // user's tokens (sql/finalize.sql), and verification refuses a deleted user.

@@ -58,6 +58,9 @@ SELECT nile_auth.login_with_api_key(value)->'token'->>'jwt' AS acme_key_jwt FROM
 SELECT nile_auth.authenticate(:'acme_key_jwt') IS NOT NULL AS acme_key_token;
 SELECT nile_auth.set_tenant(:'acme') = :'acme' AS uses_acme;
 SELECT upgrade_fixture.try(format('SELECT nile_auth.set_tenant(%L)', :'bolt')) AS refused_bolt;
+-- 0.1.0 memberships carry their roles into has_role() and me() (0.2.0), limited to Acme here.
+SELECT nile_auth.has_role('owner') AS ann_owns_acme, nile_auth.has_role('owner', :'bolt') AS ann_owns_bolt;
+SELECT m->>'name' AS tenant, m->'roles' AS roles FROM jsonb_array_elements(nile_auth.me()->'memberships') m;
 RESET nile.auth_token;
 RESET nile.tenant_id;
 SELECT upgrade_fixture.try(format('SELECT nile_auth.login_with_api_key(%L)', value)) AS revoked_key
