@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Secrets stay out of shared views and the server log (issue 10, class 7):
+# Secrets stay out of shared views and the server log (issue 10, class 7; the calls of issue 11):
 # - a failing nile_auth call that carries a password or token does not write its statement to
 #   the server log (before, the STATEMENT line held the password);
 # - the documented per-request call, set_context($1, $2) with bind parameters, shows other
@@ -23,7 +23,11 @@ marker=$(od -An -tx8 -N8 /dev/urandom | tr -d ' ')
 for sql in "SELECT nile_auth.login('sam@secrets.test', 'wrong-$marker')" \
            "SELECT nile_auth.authenticate('tok-$marker')" \
            "SELECT nile_auth.set_context('tok-$marker')" \
-           "SELECT nile_auth.change_password('old-$marker', 'new password 1')"; do
+           "SELECT nile_auth.change_password('old-$marker', 'new password 1')" \
+           "SELECT nile_auth.change_email('new@secrets.test', 'pw-$marker')" \
+           "SELECT nile_auth.verify_email('tok-$marker')" \
+           "SELECT nile_auth.accept_invitation('inv-$marker')" \
+           "SELECT nile_auth.signup('new@secrets.test', 'pw-$marker', NULL, NULL, 'inv-$marker')"; do
   "$BIN/psql" -X -q -d nile_secrets -U secrets_web -c "$sql" >/dev/null 2>&1 || true
 done
 # The error itself is still logged (with its SQLSTATE's message), just not the statement.
