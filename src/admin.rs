@@ -31,10 +31,10 @@ fn require_live_user(user: Uuid) {
     }
 }
 
-/// The trusted backend, or an owner or admin of every live tenant the user belongs to, each of
-/// which the user joined by their own action or was created by (tenant_users.origin is not
-/// 'added'): being added to a tenant by someone else gives that tenant no power over your
-/// account. A user who shares no tenant with the caller is reported as not found.
+/// The trusted backend, or an owner or admin of every live tenant the user joined by their own
+/// action or was created by (tenant_users.origin is not 'added'), and there is at least one:
+/// being added to a tenant by someone else gives that tenant no power over your account, and
+/// takes none from the others (anyone may link a user by id). A user who shares no tenant with the caller is reported as not found.
 pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     require_live_user(user);
     let me = match account_caller().or_raise() {
@@ -43,7 +43,8 @@ pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     };
     let (shared, administered, total) = read_row(
         "SELECT count(mine.user_id),
-                count(*) FILTER (WHERE mine.roles && ARRAY['owner', 'admin'] AND theirs.origin <> 'added'), count(*)
+                count(*) FILTER (WHERE mine.roles && ARRAY['owner', 'admin'] AND theirs.origin <> 'added'),
+                count(*) FILTER (WHERE theirs.origin <> 'added')
            FROM nile_auth.tenant_users theirs
            JOIN nile_auth.tenants t ON t.id = theirs.tenant_id AND t.deleted IS NULL
            LEFT JOIN nile_auth.tenant_users mine

@@ -75,6 +75,19 @@ pub fn account_caller() -> AuthResult<Caller> {
     }
 }
 
+/// 42501 unless the session's role is a trusted backend role (with or without a user's token):
+/// for tokens meant to be mailed (invitations, email verification and change). Holding one
+/// proves an address only if the user never sees it before it is mailed, so an end-user role,
+/// which a user may drive directly, never receives one.
+pub fn require_delivery_role(what: &str) {
+    if !is_backend_role() {
+        crate::errors::AuthError::PermissionDenied(format!(
+            "{what} returns a token to be mailed: only a trusted backend role (a member of nile_auth_backend) may receive it"
+        ))
+        .raise();
+    }
+}
+
 /// 42501 unless the caller is the trusted backend (28000 for an end-user role without a token
 /// or with one that does not verify).
 pub fn require_trusted_backend(what: &str) {

@@ -62,7 +62,9 @@ fn delete_user(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     write("DELETE FROM nile_auth.credentials WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.one_time_tokens WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.api_keys WHERE user_id = $1", &id);
-    crate::lockout::forget(user);
+    // The persisted count only: clearing the shared count would outlive a rollback, and a
+    // deleted account checks no password anyway.
+    write("DELETE FROM nile_auth.login_failures WHERE account = $1", &id);
     // Soft-deleted, so ids in the audit log and in application tables still resolve; nothing
     // personal stays. Setting `deleted` makes every backend drop cached verifications of the
     // user's tokens (sql/finalize.sql), and verification refuses a deleted user.

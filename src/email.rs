@@ -23,6 +23,7 @@ fn current_email(user: Uuid) -> String {
 #[search_path(pg_catalog, pg_temp)]
 fn request_email_verification() -> String {
     let user = require_account_user().or_raise();
+    crate::caller::require_delivery_role("request_email_verification");
     let token = one_time_tokens::issue(user, EMAIL_VERIFICATION, &current_email(user));
     record("email.verification_requested", Some(user), None, Some(&user.to_string()), json!({}));
     token
@@ -38,6 +39,7 @@ fn change_email(new_email: Option<&str>, password: Option<&str>) -> JsonB {
     let new_email = required(new_email, "new_email").or_raise();
     let password = required(password, "password").or_raise();
     let user = require_account_user().or_raise();
+    crate::caller::require_delivery_role("change_email");
     let email = current_email(user);
     if password.len() > crate::passwords::MAX_PASSWORD_BYTES {
         AuthError::InvalidCredentials.raise();

@@ -87,12 +87,18 @@ fn probe_membership(user: Uuid, tenant: Uuid) -> (Option<Vec<String>>, bool) {
         pg_sys::index_rescan(scan, keys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let mut live = None;
+        let mut own_write = false;
         let last_attnum = deleted_attnum.max(roles_attnum);
         while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
             if ((*slot).tts_nvalid as i32) < last_attnum as i32 {
                 pg_sys::slot_getsomeattrs_int(slot, last_attnum as i32);
             }
             if *(*slot).tts_isnull.add(deleted_attnum as usize - 1) {
+                // A row this transaction wrote (an accepted invitation, a membership added
+                // again) may yet roll back, and an INSERT sends no invalidation: use it, never
+                // cache it.
+                let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
+                own_write = pg_sys::TransactionIdIsCurrentTransactionId((*(*tuple).t_data).t_choice.t_heap.t_xmin);
                 let at = roles_attnum as usize - 1;
                 // Copied out (detoasted) while the slot still holds the tuple.
                 live = Some(
@@ -106,7 +112,7 @@ fn probe_membership(user: Uuid, tenant: Uuid) -> (Option<Vec<String>>, bool) {
         pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        (live, cacheable)
+        (live, cacheable && !own_write)
     }
 }
 

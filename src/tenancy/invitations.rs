@@ -40,6 +40,7 @@ fn invite(
     let expires_in = required(expires_in, "expires_in").or_raise();
     check_roles(&roles).or_raise();
     let access = access(tenant_or_current(tenant_id)).require_admin();
+    crate::caller::require_delivery_role("invite");
     let tenant = access.tenant;
     let member = read_one::<bool>(
         "SELECT true FROM nile_auth.users u JOIN nile_auth.tenant_users tu ON tu.user_id = u.id
@@ -112,7 +113,13 @@ fn revoke_invitation(id: Option<pgrx::Uuid>) -> bool {
         Err(AuthError::NotFound(_)) => not_found(id).raise(),
         Err(e) => e.raise(),
     };
-    write("UPDATE nile_auth.invitations SET revoked = now() WHERE id = $1", &[to_pg(id).into()]);
+    // Accepted or revoked meanwhile: not found, as above.
+    write_returning(
+        "UPDATE nile_auth.invitations SET revoked = now() WHERE id = $1 AND accepted IS NULL AND revoked IS NULL RETURNING true",
+        &[to_pg(id).into()],
+        |row| row.get::<bool>(1),
+    )
+    .unwrap_or_else(|| not_found(id).raise());
     record("invitation.revoked", access.caller.user(), Some(tenant), Some(&id.to_string()), json!({}));
     true
 }
@@ -125,21 +132,32 @@ fn revoke_invitation(id: Option<pgrx::Uuid>) -> bool {
 fn accept_invitation(token: Option<&str>) -> JsonB {
     let token = required(token, "token").or_raise();
     let user = require_account_user().or_raise();
-    let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()])
-        .unwrap_or_else(|| AuthError::NotAuthenticated.raise());
+    // Shares the lock delete_user takes: a user being deleted accepts nothing.
+    let email = write_returning(
+        "SELECT email FROM nile_auth.users WHERE id = $1 AND deleted IS NULL FOR SHARE",
+        &[to_pg(user).into()],
+        |row| row.get::<String>(1),
+    )
+    .flatten()
+    .unwrap_or_else(|| AuthError::NotAuthenticated.raise());
     let tenant = accept(token, user, &email);
     membership_json(tenant, user)
 }
 
 /// Uses the invitation `token` for `user`, whose address is `email`: the membership begins (or,
 /// for a member, gains the invited roles) as the user's own action, and the address counts as
-/// verified. Returns the tenant. Shared by accept_invitation and signup.
+/// verified. Returns the tenant. Shared by accept_invitation and signup. 28000 also when the
+/// inviter is no longer an owner or admin of the tenant.
 pub fn accept(token: &str, user: Uuid, email: &str) -> Uuid {
     let row = write_returning(
         "UPDATE nile_auth.invitations i SET accepted = now(), accepted_by = $2
           WHERE i.token_hash = sha256(convert_to($1, 'UTF8')) AND i.accepted IS NULL AND i.revoked IS NULL
             AND i.expires > now()
-            AND EXISTS (SELECT FROM nile_auth.tenants t WHERE t.id = i.tenant_id AND t.deleted IS NULL)
+            -- Whoever invited is still an owner or admin there (NULL: the trusted backend).
+            AND (i.invited_by IS NULL OR EXISTS (
+                  SELECT FROM nile_auth.tenant_users tu
+                   WHERE tu.tenant_id = i.tenant_id AND tu.user_id = i.invited_by AND tu.deleted IS NULL
+                     AND tu.roles && ARRAY['owner', 'admin']))
          RETURNING i.id, i.tenant_id, i.roles, lower(i.email) = lower($3)",
         &[token.into(), to_pg(user).into(), lookup_form(email).into()],
         |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<pgrx::Uuid>(2)?, row.get::<Vec<String>>(3)?, row.get::<bool>(4)?)),
@@ -148,6 +166,16 @@ pub fn accept(token: &str, user: Uuid, email: &str) -> Uuid {
         AuthError::InvalidToken.raise()
     };
     let (id, tenant) = (from_pg(id), from_pg(tenant));
+    // The tenant stays live until this transaction ends: delete_tenant (and delete_user of a
+    // sole owner) write the row, so they wait, and then end this membership with the rest.
+    let live_tenant = write_returning(
+        "SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL FOR SHARE",
+        &[to_pg(tenant).into()],
+        |row| row.get::<bool>(1),
+    );
+    if live_tenant.is_none() {
+        AuthError::InvalidToken.raise();
+    }
     if !same_address {
         AuthError::PermissionDenied("this invitation is for another email address".into()).raise();
     }

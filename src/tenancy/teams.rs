@@ -85,6 +85,16 @@ fn add_team_member(team_id: Option<pgrx::Uuid>, user_id: Option<pgrx::Uuid>) -> 
     let team = from_pg(required(team_id, "team_id").or_raise());
     let user = from_pg(required(user_id, "user_id").or_raise());
     let access = manage(team);
+    // The membership stays live until this transaction ends (unlink_user writes the row, so it
+    // waits, and its trigger then removes the team membership too).
+    let member = write_returning(
+        "SELECT true FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2 AND deleted IS NULL FOR SHARE",
+        &[to_pg(access.tenant).into(), to_pg(user).into()],
+        |row| row.get::<bool>(1),
+    );
+    if member.is_none() {
+        AuthError::NotFound(format!("user {user} not found")).raise();
+    }
     let added = write_returning(
         "INSERT INTO nile_auth.team_members (team_id, user_id, tenant_id)
          SELECT $1, tu.user_id, tu.tenant_id FROM nile_auth.tenant_users tu

@@ -72,6 +72,12 @@ COMMIT;
 SELECT array(SELECT jsonb_object_keys(:'change'::jsonb) ORDER BY 1) AS change_keys, :'change'::jsonb->>'email' AS pending;
 SELECT nile_auth.login('cy@life.test', 'cy password 1') IS NOT NULL AS old_address_still_logs_in;
 SELECT test_util.try($$SELECT nile_auth.login('cy.new@life.test', 'cy password 1')$$) AS new_address_not_yet;
+-- An end-user role never receives the token (it is to be mailed, not shown to the user).
+\c - clustify_web
+SELECT nile_auth.authenticate(:'cy') IS NOT NULL AS cy_in;
+SELECT test_util.try($$SELECT nile_auth.change_email('cy.other@life.test', 'cy password 1')$$) AS end_user_role_change;
+SELECT test_util.try('SELECT nile_auth.request_email_verification()') AS end_user_role_verification;
+\c - nile_app
 -- A scoped token may not change the account's address.
 BEGIN;
 SELECT nile_auth.set_context(:'ben_scoped') IS NOT NULL AS scoped_in;
@@ -128,8 +134,29 @@ SELECT test_util.try('SELECT nile_auth.delete_user()') AS backend_without_id;
 BEGIN;
 SELECT nile_auth.set_context(:'ada', :'ada_co') IS NOT NULL AS ada_in;
 SELECT nile_auth.create_tenant_user('dee@life.test', 'dee password 1')->>'id' AS dee_id \gset
+COMMIT;
+-- Someone linking Dee into their own tenant takes nothing from Ada Co.
+BEGIN;
+SELECT nile_auth.set_context(:'ben', :'ben_co') IS NOT NULL AS ben_in;
+SELECT nile_auth.link_user(:'dee_id') IS NOT NULL AS ben_links_dee;
+COMMIT;
+BEGIN;
+SELECT nile_auth.set_context(:'ada', :'ada_co') IS NOT NULL AS ada_in;
 SELECT nile_auth.delete_user(:'dee_id') AS ada_deletes_dee;
 COMMIT;
+-- A deletion rolled back clears no failed logins: Eli's account, locked by wrong passwords
+-- given to change_email, stays locked (a token holder cannot buy new guesses).
+SELECT nile_auth.signup('eli@life.test', 'eli password 1')->'token'->>'jwt' AS eli \gset
+BEGIN;
+SELECT nile_auth.set_context(:'eli') IS NOT NULL AS eli_in;
+SELECT string_agg(test_util.try($$SELECT nile_auth.change_email('eli.new@life.test', 'wrong')$$), ' | ') AS wrong_passwords
+  FROM generate_series(1, 6);
+COMMIT;
+BEGIN;
+SELECT nile_auth.set_context(:'eli') IS NOT NULL AS eli_in;
+SELECT nile_auth.delete_user() AS eli_deleted_for_now;
+ROLLBACK;
+SELECT test_util.try($$SELECT nile_auth.login('eli@life.test', 'eli password 1')$$) AS eli_still_locked;
 
 -- Ben deletes himself. He owns Ben Co alone: it goes with him. Beforehand, a second backend
 -- holds his verified token cached, an API key and a pending invitation exist.

@@ -21,11 +21,19 @@ SELECT nile_auth.authenticate(:'shaun') AS shaun_id \gset
 SELECT test_util.try('SELECT nile_auth.delete_user()') AS last_owner_deletes;
 -- Shaun hands ownership to Mary.
 SELECT nile_auth.add_member(:'managed', 'mary@clustify.dev', '{owner}')->'roles' AS mary_roles;
--- Mary (owner) invites Bob to Managed Expenses as admin.
+-- Mary (owner) invites Bob to Managed Expenses as admin. A token to be mailed is never handed to
+-- an end-user role, which a user may drive directly ...
 SELECT nile_auth.authenticate(:'mary') IS NOT NULL AS mary_in;
-SELECT nile_auth.invite('bob@clustify.dev', '{admin}', :'managed')->>'token' AS bob_invitation \gset
+SELECT test_util.try(format('SELECT nile_auth.invite(%L, %L, %L)', 'bob@clustify.dev', '{admin}', :'managed')) AS web_tier_invites;
 RESET nile.auth_token;
 RESET nile.tenant_id;
+-- ... so the application's mailer, a backend role, invites for Mary.
+\c - nile_app
+BEGIN;
+SELECT nile_auth.set_context(:'mary', :'managed') IS NOT NULL AS mary_in;
+SELECT nile_auth.invite('bob@clustify.dev', '{admin}')->>'token' AS bob_invitation \gset
+COMMIT;
+\c - clustify_web
 -- Bob signs up with the invitation and sees MyFirstCluster.
 SELECT nile_auth.signup('bob@clustify.dev', 'bob password 1', 'Bob', NULL, :'bob_invitation')->'token'->>'jwt' AS bob \gset
 SELECT nile_auth.authenticate(:'bob') IS NOT NULL AS bob_in;

@@ -152,4 +152,39 @@ SELECT invited_by IS NULL AS no_inviter, roles FROM nile_auth.invitations WHERE 
 -- No token in the audit log.
 SELECT count(*) AS tokens_in_audit FROM nile_auth.audit_log
  WHERE details::text LIKE '%' || :'jon_invitation' || '%' OR details::text LIKE '%' || :'lea_token' || '%';
+
+-- An end-user role never receives an invitation token (it is to be mailed, not shown).
+\c - clustify_web
+SELECT nile_auth.authenticate(:'iris') IS NOT NULL AS iris_in;
+SELECT test_util.try(format('SELECT nile_auth.invite(%L, %L, %L)', 'pal@inv.test', '{owner}', :'iris_co')) AS end_user_role_invites;
+\c - nile_app
+-- An invitation stands only while its inviter is an owner or admin there: Jon, demoted, can no
+-- longer bring anyone in.
+BEGIN;
+SELECT nile_auth.set_context(:'jon', :'iris_co') IS NOT NULL AS jon_in;
+SELECT nile_auth.invite('nia@inv.test', '{owner}')->>'token' AS nia_token \gset
+COMMIT;
+BEGIN;
+SELECT nile_auth.set_context(:'iris', :'iris_co') IS NOT NULL AS iris_in;
+SELECT nile_auth.add_member(:'iris_co', 'jon@inv.test', '{member}')->'roles' AS jon_demoted;
+COMMIT;
+SELECT test_util.try(format('SELECT nile_auth.signup(%L, %L, NULL, NULL, %L)', 'nia@inv.test', 'nia password 1', :'nia_token')) AS inviter_demoted;
+-- A membership from an accepted invitation that rolls back leaves nothing cached: the session
+-- that saw it has no access after the rollback.
+BEGIN;
+SELECT nile_auth.set_context(:'iris', :'iris_co') IS NOT NULL AS iris_in;
+SELECT nile_auth.invite('out@inv.test', '{admin}')->>'token' AS out_token \gset
+COMMIT;
+SELECT nile_auth.authenticate(:'outsider') IS NOT NULL AS outsider_in;
+BEGIN;
+SELECT nile_auth.accept_invitation(:'out_token')->'roles' AS accepted_for_now;
+SET LOCAL nile.tenant_id = :'iris_co';
+SELECT nile_auth.has_role('admin') AS admin_for_now;
+ROLLBACK;
+SET nile.tenant_id = :'iris_co';
+SELECT test_util.try($$SELECT nile_auth.has_role('admin')$$) AS admin_after_rollback;
+SELECT test_util.try('SELECT nile_auth.tenant_id()') AS tenant_after_rollback;
+RESET nile.tenant_id;
+RESET nile.auth_token;
+\c - postgres
 SELECT event, count(*) FROM nile_auth.audit_log WHERE event LIKE 'invitation.%' AND tenant_id = :'iris_co' GROUP BY 1 ORDER BY 1;
