@@ -1,7 +1,7 @@
 //! The current tenant (`nile.tenant_id`) and who may use it: the hot path behind every tenant
 //! isolation policy (`tenant_id()`, `has_role()`), `set_tenant`, and the per-call access check
-//! the tenant functions share. An end user may use only tenants they are a live member of (and a token
-//! from a tenant API key only that tenant); the trusted backend may use any live tenant.
+//! the tenant functions share. An end user may use only tenants they are a live member of (and
+//! a token from a tenant API key only that tenant); the trusted backend may use any live tenant.
 
 use crate::caller::{Caller, caller, caller_and_scope};
 use crate::db::{from_pg, read_one_prepared, to_pg};
@@ -28,7 +28,7 @@ thread_local! {
     static MEMBERS: RefCell<(u64, HashMap<(Uuid, Uuid), Rc<[String]>>)> = RefCell::new((0, HashMap::new()));
     static MEMBERS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
-/// A bound on the set, so a backend serving many users and tenants stays small.
+/// A bound on the map, so a backend serving many users and tenants stays small.
 const MAX_CACHED_MEMBERSHIPS: usize = 4096;
 
 /// The user's roles in a live tenant they are a live member of; `None` if not a member.
@@ -43,8 +43,8 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
 }
 
 /// The roles of `user`'s live membership in `tenant` (`None`: not a live member), and whether
-/// the answer may be cached: one probe of tenant_users' primary key, instead of an SPI query (SPI's executor setup was most of
-/// the cost in bench arm 3). Reading the heap directly needs no privilege switch. A deleted
+/// the answer may be cached: one probe of tenant_users' primary key, instead of an SPI query
+/// (SPI's executor setup was most of the cost in bench arm 3). Reading the heap directly needs no privilege switch. A deleted
 /// tenant's memberships are ended by a trigger (sql/finalize.sql), so the membership row alone
 /// decides.
 ///
