@@ -25,7 +25,7 @@ pub(crate) fn user_not_found(user: Uuid) -> AuthError {
     AuthError::NotFound(format!("user {user} not found"))
 }
 
-fn require_live_user(user: Uuid) {
+pub(crate) fn require_live_user(user: Uuid) {
     if read_one::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()]) != Some(true) {
         user_not_found(user).raise();
     }
@@ -134,8 +134,7 @@ fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> Js
     if old_password.len() > passwords::MAX_PASSWORD_BYTES {
         AuthError::InvalidCredentials.raise();
     }
-    let email = read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1", &[to_pg(user).into()])
-        .unwrap_or_else(|| user_not_found(user).raise());
+    let email = crate::email::current_email(user);
     // The old password is checked like a login's: counted, and refused once the account locks.
     crate::lockout::check_password(&crate::lockout::Account::read(Some((user, false)), &email), old_password);
     store_password(user, new_password);

@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-fn current_email(user: Uuid) -> String {
+pub(crate) fn current_email(user: Uuid) -> String {
     read_one::<String>("SELECT email FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()])
         .unwrap_or_else(|| user_not_found(user).raise())
 }

@@ -351,8 +351,17 @@ pub fn access(tenant: Uuid) -> Access {
     try_access(tenant).or_raise()
 }
 
-/// `access`, for a caller that reports the refusal its own way (as "team … not found").
-pub fn try_access(tenant: Uuid) -> AuthResult<Access> {
+/// `access`, for a caller that names what it looked up (a team, an invitation) rather than the
+/// tenant: a tenant the caller may not use reads as `not_found()`; other errors stay as they are.
+pub fn access_or(tenant: Uuid, not_found: impl FnOnce() -> AuthError) -> Access {
+    match try_access(tenant) {
+        Ok(access) => access,
+        Err(AuthError::NotFound(_)) => not_found().raise(),
+        Err(e) => e.raise(),
+    }
+}
+
+fn try_access(tenant: Uuid) -> AuthResult<Access> {
     let (caller, scope) = caller_and_scope()?;
     let admin = match caller {
         Caller::TrustedBackend if !tenant_exists(tenant) => return Err(tenant_not_found(tenant)),

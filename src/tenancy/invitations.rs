@@ -108,11 +108,7 @@ fn revoke_invitation(id: Option<pgrx::Uuid>) -> bool {
     )
     .map(from_pg)
     .unwrap_or_else(|| not_found(id).raise());
-    let access = match super::context::try_access(tenant) {
-        Ok(access) => access.require_admin(),
-        Err(AuthError::NotFound(_)) => not_found(id).raise(),
-        Err(e) => e.raise(),
-    };
+    let access = super::context::access_or(tenant, || not_found(id)).require_admin();
     // Accepted or revoked meanwhile: not found, as above.
     write_returning(
         "UPDATE nile_auth.invitations SET revoked = now() WHERE id = $1 AND accepted IS NULL AND revoked IS NULL RETURNING true",

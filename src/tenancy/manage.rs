@@ -230,9 +230,7 @@ fn add_member(
 fn link_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> JsonB {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let access = access(tenant_or_current(tenant_id));
-    if read_one_prepared::<bool>("SELECT true FROM nile_auth.users WHERE id = $1 AND deleted IS NULL", &[to_pg(user).into()]).is_none() {
-        AuthError::NotFound(format!("user {user} not found")).raise();
-    }
+    crate::admin::require_live_user(user);
     put_member(access, user, None, None)
 }
 

@@ -2,7 +2,7 @@
 //! members list them; the rows are tenant data under row-level security (sql/teams.sql), and
 //! `team_ids()` gives application policies the current user's teams.
 
-use super::context::{Access, require_current_tenant, try_access};
+use super::context::{Access, access_or, require_current_tenant};
 use super::manage::tenant_or_current;
 use crate::audit::record;
 use crate::db::{from_pg, read_all, read_one, to_pg, write, write_returning};
@@ -35,11 +35,7 @@ fn manage(team: Uuid) -> Access {
     )
     .map(from_pg)
     .unwrap_or_else(|| team_not_found(team).raise());
-    match try_access(tenant) {
-        Ok(access) => access.require_admin(),
-        Err(AuthError::NotFound(_)) => team_not_found(team).raise(),
-        Err(e) => e.raise(),
-    }
+    access_or(tenant, || team_not_found(team)).require_admin()
 }
 
 fn check_name(name: &str) {
