@@ -3,7 +3,6 @@
 -- mean a million argon2 hashes. Every bench user shares one real hash of :password.
 SET client_min_messages = warning;
 CREATE EXTENSION nile_auth;
-CREATE EXTENSION pgcrypto;
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') AS create_role \gset
 \if :create_role
 CREATE ROLE :app_role LOGIN;
@@ -52,31 +51,23 @@ INSERT INTO items_plain SELECT * FROM items;
 SELECT nile_auth.enable_tenant_isolation('items') AS ignored \gset
 GRANT SELECT ON items, items_plain, bench_tenants TO :app_role;
 
--- Arm 4, uncached identity: a distinct valid token per user, signed here with the current key.
-CREATE FUNCTION bench_b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE AS
-$$ SELECT rtrim(translate(encode(b, 'base64'), E'+/\n', '-_'), '=') $$;
-CREATE TABLE bench_tokens (n int PRIMARY KEY, token text NOT NULL);
-INSERT INTO bench_tokens
-SELECT u.n, s || '.' || bench_b64url(hmac(convert_to(s, 'utf8'), k.secret, 'sha256'))
-  FROM (SELECT kid, secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1) k,
-       LATERAL (SELECT n, id FROM bench_users WHERE n <= 20000) u,
-       LATERAL (SELECT bench_b64url(convert_to(jsonb_build_object('alg', 'HS256', 'typ', 'JWT', 'kid', k.kid)::text, 'utf8'))
-                || '.' || bench_b64url(convert_to(jsonb_build_object(
-                   'sub', u.id, 'email', 'user' || u.n || '@bench.test',
-                   'iat', extract(epoch FROM now())::bigint, 'nbf', extract(epoch FROM now())::bigint,
-                   'exp', extract(epoch FROM now())::bigint + 86400, 'jti', nile_auth.uuid_generate_v7(),
-                   'iss', 'nile_auth', 'aud', current_database())::text, 'utf8')) AS s) parts;
+-- Arm 4, uncached identity: a distinct valid token per user and signing algorithm, minted by
+-- bench/run.py (mint_tokens) through login_with_api_key, which signs as login does without
+-- argon2. The keys: 'bench-key-<n>' for users 0 to 20000.
+INSERT INTO nile_auth.api_keys (user_id, name, prefix, key_hash)
+SELECT id, 'bench', 'bench-key-', sha256(convert_to('bench-key-' || n, 'UTF8')) FROM bench_users WHERE n <= 20000;
+CREATE TABLE bench_tokens (alg text, n int, token text NOT NULL, PRIMARY KEY (alg, n));
 GRANT SELECT ON bench_tokens TO :app_role;
-CREATE FUNCTION bench_identity(i int) RETURNS uuid LANGUAGE plpgsql AS $$
+CREATE FUNCTION bench_identity(i int, key_alg text DEFAULT 'ES256') RETURNS uuid LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE n = i), true);
+    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE alg = key_alg AND n = i), true);
     RETURN nile_auth.user_id();
 END $$;
 -- Arm 4, uncached tenant: user i's token and user i's first tenant (i mod tenants), so with
 -- a new i each call both the token and the membership are seen for the first time.
 CREATE FUNCTION bench_tenant(i int) RETURNS uuid LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE n = i), true);
+    PERFORM set_config('nile.auth_token', (SELECT token FROM bench_tokens WHERE alg = 'ES256' AND n = i), true);
     PERFORM set_config('nile.tenant_id', (SELECT id::text FROM bench_tenants
                                               WHERE n = i % (SELECT max(n) + 1 FROM bench_tenants)), true);
     RETURN nile_auth.tenant_id();

@@ -207,15 +207,64 @@ def explain(server, db, query, options):
     return out.stdout.rstrip()
 
 
-def per_call_us(server, db, expr, calls, options, baseline="1"):
+def per_call_us(server, db, expr, calls, options, baseline="1", fresh=False):
     """Microseconds per evaluation of `expr` inside one statement, less one of `baseline`:
-    the best of 3 timings of each, taken inside the server (bench_seconds in load.sql)."""
+    the best of 3 timings of each, taken inside the server (bench_seconds in load.sql). With
+    `fresh` (uncached calls), each timing of `expr` runs in a backend of its own, warmed by a few
+    calls of `baseline` first: within one backend, a second timing would find the tokens and
+    memberships the first one verified in that backend's caches."""
     env = server.env(APP_ROLE, options)
-    def timed(e):
-        query = f"SELECT min(bench_seconds($q${e}$q$, {calls})) FROM generate_series(1, 3)"
-        out = server.run(str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-d", db, "-c", query, env=env)
-        return float(out.stdout.strip())
-    return max(0.0, (timed(expr) - timed(baseline)) / calls * 1e6)
+    def timed(e, repeats, warm=None):
+        query = f"SELECT min(bench_seconds($q${e}$q$, {calls})) FROM generate_series(1, {repeats})"
+        args = [str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-d", db]
+        if warm:
+            args += ["-c", f"SELECT count({warm}) FROM generate_series(1, 10) g"]
+        out = server.run(*args, "-c", query, env=env)
+        return float(out.stdout.split()[-1])
+    if fresh:
+        cost = min(timed(expr, 1, warm=baseline) for _ in range(3))
+    else:
+        cost = timed(expr, 3)
+    return max(0.0, (cost - timed(baseline, 3)) / calls * 1e6)
+
+
+# Arm 4, uncached: tokens of each signing algorithm, the default (ES256) first in reports.
+ALGS = ["ES256", "EdDSA", "HS256"]
+
+
+def current_alg(server, db):
+    return server.sql(db, "SELECT alg FROM nile_auth.signing_keys WHERE state = 'current'")
+
+
+def make_current(server, db, alg):
+    """Makes a key of `alg` the signing key: rotate_signing_key(alg) promotes the standby and
+    makes a standby of `alg`, a second promotes that. The keys replaced retire, so the tokens
+    they signed keep verifying."""
+    for _ in range(2):
+        if current_alg(server, db) != alg:
+            server.sql(db, f"SELECT nile_auth.rotate_signing_key('{alg}')")
+    if current_alg(server, db) != alg:
+        raise RuntimeError(f"could not make an {alg} key current")
+
+
+def mint_tokens(server, db, count):
+    """Tokens for users 0 to `count`, one batch per algorithm in bench_tokens, each minted while
+    a key of that algorithm signed, through login_with_api_key (the API keys of load.sql): what
+    login returns, without argon2. Ends with the default algorithm current (ES256, signing its
+    batch). Checks that every token verifies, in a backend of its own (the measuring backends
+    must not have seen them): user_id() is NULL, not an error, for a token that does not."""
+    server.sql(db, "TRUNCATE bench_tokens")
+    for alg in ALGS[1:] + ALGS[:1]:
+        make_current(server, db, alg)
+        t0 = time.time()
+        server.sql(db, f"INSERT INTO bench_tokens SELECT '{alg}', n, "
+                       f"nile_auth.login_with_api_key('bench-key-' || n)->'token'->>'jwt' "
+                       f"FROM generate_series(0, {count}) n")
+        log(f"  {count + 1} {alg} tokens minted in {time.time() - t0:.1f} s")
+    rows = server.sql(db, "SELECT alg, count(bench_identity(n, alg)) FROM bench_tokens GROUP BY alg", user=APP_ROLE)
+    verified = dict(line.split("|") for line in rows.splitlines())
+    if verified != {alg: str(count + 1) for alg in ALGS}:
+        raise RuntimeError(f"tokens that verify, by algorithm: {verified} (of {count + 1} each)")
 
 
 def main():
@@ -300,19 +349,11 @@ def run_arms(server, size, rounds, seconds, reuse):
             split[k].append(v)
     arm3_split = {k: median(v) for k, v in split.items()}
     calls = 2_000 if size == "quick" else 100_000
-    uncached_calls = min(20_000, shape["users"] - 1)
     per_call = {
         "user_id(), cached": per_call_us(server, db, "nile_auth.user_id()", calls, end_user_opt),
         "tenant_id(), cached (trusted backend)": per_call_us(server, db, "nile_auth.tenant_id()", calls, tenant_opt),
         "tenant_id(), cached (end user)": per_call_us(server, db, "nile_auth.tenant_id()", calls, end_user_opt),
-        "user_id(), uncached (new token each call)": per_call_us(
-            server, db, "bench_identity(g)", uncached_calls, {}, baseline="bench_identity(0)"),
-        "tenant_id(), uncached (new token and membership each call)": per_call_us(
-            server, db, "bench_tenant(g)", uncached_calls, {}, baseline="bench_tenant(0)"),
     }
-    per_call["membership check, uncached (the difference)"] = max(
-        0.0, per_call["tenant_id(), uncached (new token and membership each call)"]
-        - per_call["user_id(), uncached (new token each call)"])
 
     log("arm 5: login")
     phc = server.sql(db, "SELECT password_hash FROM nile_auth.credentials LIMIT 1")
@@ -346,7 +387,22 @@ def run_arms(server, size, rounds, seconds, reuse):
             ops["list_tenants (user in 20)"] = server.pgbench(database, "list_tenants.sql", seconds, 1, options={"nile.auth_token": multi}, log_dir=tmp)[2]
         membership[label] = {op: (percentile(v, 50) / 1000, percentile(v, 99) / 1000) for op, v in ops.items()}
 
-    return render(size, shape, rounds, seconds, results, plans, index_cond, per_call,
+    # Last, as it rotates the signing keys (and leaves ES256 current, as a new installation).
+    log("arm 4: uncached calls, tokens of each signing algorithm")
+    uncached_calls = min(20_000, shape["users"] - 1)   # users 1..n (0 is the baseline's); keys in load.sql
+    mint_tokens(server, db, uncached_calls)
+    by_alg = {alg: per_call_us(server, db, f"bench_identity(g, '{alg}')", uncached_calls, {},
+                               baseline=f"bench_identity(0, '{alg}')", fresh=True) for alg in ALGS}
+    for alg, us in by_alg.items():
+        log(f"  user_id(), uncached, {alg}: {us:.2f} µs")
+    per_call["user_id(), uncached (new token each call)"] = by_alg[ALGS[0]]
+    per_call["tenant_id(), uncached (new token and membership each call)"] = per_call_us(
+        server, db, "bench_tenant(g)", uncached_calls, {}, baseline="bench_tenant(0)", fresh=True)
+    per_call["membership check, uncached (the difference)"] = max(
+        0.0, per_call["tenant_id(), uncached (new token and membership each call)"]
+        - per_call["user_id(), uncached (new token each call)"])
+
+    return render(size, shape, rounds, seconds, results, plans, index_cond, per_call, by_alg,
                   (verify, login1, login2, login_ratio), (membership, warmed_mb), server, arm3_split)
 
 
@@ -354,7 +410,7 @@ def verdict(ok):
     return "PASS" if ok else "**FAIL**"
 
 
-def render(size, shape, rounds, seconds, results, plans, index_cond, per_call, login, arm6, server,
+def render(size, shape, rounds, seconds, results, plans, index_cond, per_call, by_alg, login, arm6, server,
            arm3_split):
     verify, login1, login2, login_ratio = login
     membership, warmed_mb = arm6
@@ -417,8 +473,19 @@ def render(size, shape, rounds, seconds, results, plans, index_cond, per_call, l
         "", "Each figure is `count(f())` over many rows, timed inside the server (best of 3), less the "
         "same count over a cheap baseline: `count(1)` for cached calls, the same helper with a fixed "
         "argument for uncached ones. \"Uncached\" user_id() verifies a token not seen before on every "
-        "call (signature, claims, key and user lookups); uncached tenant_id() does that and probes a "
-        "membership not seen before (bench_tenant in bench/load.sql).",
+        "call (signature, claims, key, user and session lookups); uncached tenant_id() does that and "
+        "probes a membership not seen before (bench_tenant in bench/load.sql). The tokens are what "
+        "login returns, one per user, minted through `login_with_api_key` (login without argon2); "
+        "each uncached timing runs in a backend of its own, so none of its tokens was verified there "
+        "before. Uncached rows above use ES256 tokens, the default.",
+        "", "Uncached user_id() by the algorithm of the key that signed the token (one batch of "
+        "tokens minted while a key of each algorithm was current; `rotate_signing_key` retires the "
+        "key it replaces, so all three batches verify at once):", "",
+        "| algorithm | µs | vs ES256 |", "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {alg}{' (default)' if alg == ALGS[0] else ''} | {us:.2f} | "
+              f"{us / by_alg[ALGS[0]] if by_alg[ALGS[0]] else float('nan'):.2f}x |" for alg, us in by_alg.items()]
+    lines += [
         "", "## Arm 5: login", "",
         "Both measured in one pgbench run that picks one of the two per transaction (the machine's "
         "drift falls on both alike); logins/s from runs of login alone.", "",

@@ -6,7 +6,8 @@ set -euo pipefail
 PG_MAJOR=15
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
-PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo pgbouncer pkg-config file)
+PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo pgbouncer pkg-config file
+          python3-jwt python3-cryptography)  # the last two: tests/client/sessions.sh verifies tokens offline
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -15,10 +15,13 @@ BEGIN
     END IF;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION nile_auth.rotate_signing_key() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION nile_auth.retire_signing_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION nile_auth.rotate_signing_key() TO nile_auth_admin;
-GRANT EXECUTE ON FUNCTION nile_auth.retire_signing_key(text) TO nile_auth_admin;
+REVOKE EXECUTE ON FUNCTION nile_auth.rotate_signing_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth.revoke_signing_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth.list_signing_keys() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._add_signing_key(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nile_auth.rotate_signing_key(text) TO nile_auth_admin;
+GRANT EXECUTE ON FUNCTION nile_auth.revoke_signing_key(text) TO nile_auth_admin;
+GRANT EXECUTE ON FUNCTION nile_auth.list_signing_keys() TO nile_auth_admin;
 
 -- A CPU-cost oracle for the benchmarks (bench/run.py); not for applications.
 REVOKE EXECUTE ON FUNCTION nile_auth._argon2_verify(text, text) FROM PUBLIC;
@@ -32,6 +35,11 @@ CREATE TRIGGER invalidate_backend_caches
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
 CREATE TRIGGER invalidate_backend_caches
     AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
+    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+-- A session that ends or goes (logout, revocation, deletion); a refresh, which only moves
+-- `refreshed`, sends nothing.
+CREATE TRIGGER invalidate_backend_caches
+    AFTER UPDATE OF ended OR DELETE OR TRUNCATE ON nile_auth.sessions
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
 -- Only live memberships and their roles are cached (tenant_id(), has_role()): an ended or moved
 -- membership, or changed roles, matter; adding members sends nothing.
@@ -61,5 +69,26 @@ CREATE TRIGGER end_memberships_of_deleted_tenant
     FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
     EXECUTE FUNCTION nile_auth._end_memberships_of_deleted_tenant();
 
--- The first signing key.
-SELECT nile_auth.rotate_signing_key();
+-- A new current (or standby) key replaces the one there is: the old current key retires, the
+-- old standby is revoked. Rotation never meets this (it moves keys on first); a restore does:
+-- CREATE EXTENSION makes keys, then the dump's keys arrive and take their places back.
+CREATE FUNCTION nile_auth._replace_signing_key() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE nile_auth.signing_keys
+       SET state = CASE state WHEN 'current' THEN 'retired' ELSE 'revoked' END,
+           retired = COALESCE(retired, clock_timestamp()),
+           revoked = CASE state WHEN 'standby' THEN clock_timestamp() ELSE revoked END
+     WHERE state = NEW.state AND kid <> NEW.kid;
+    RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._replace_signing_key() FROM PUBLIC;
+CREATE TRIGGER replace_signing_key
+    BEFORE INSERT ON nile_auth.signing_keys
+    FOR EACH ROW WHEN (NEW.state IN ('current', 'standby'))
+    EXECUTE FUNCTION nile_auth._replace_signing_key();
+
+-- The first signing key, and a standby published ahead of the first rotation.
+SELECT nile_auth._add_signing_key('ES256', 'current');
+SELECT nile_auth._add_signing_key('ES256', 'standby');

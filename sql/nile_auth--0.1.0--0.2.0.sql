@@ -428,3 +428,175 @@ VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'signup_with_invitation_wrapper';
+
+-- Sessions and keys like an identity provider (issue 12).
+--
+-- Signing keys gain an algorithm and a state. 0.1.0's keys are HS256: the newest active one
+-- stays current (it keeps signing, so nobody's tokens change), other active ones retire (they
+-- keep verifying what they signed), and keys 0.1.0 retired (verifying nothing) are revoked. An
+-- ES256 standby is published below; rotate_signing_key() makes it current without logging
+-- anyone out.
+ALTER TABLE nile_auth.signing_keys
+    ADD COLUMN alg text,
+    ADD COLUMN public_key bytea,
+    ADD COLUMN state text,
+    ADD COLUMN activated timestamptz,
+    ADD COLUMN revoked timestamptz;
+UPDATE nile_auth.signing_keys k
+   SET alg = 'HS256',
+       state = CASE WHEN k.retired IS NOT NULL THEN 'revoked'
+                    WHEN k.kid = (SELECT n.kid FROM nile_auth.signing_keys n WHERE n.retired IS NULL
+                                   ORDER BY n.created DESC LIMIT 1) THEN 'current'
+                    ELSE 'retired' END,
+       activated = k.created,
+       revoked = k.retired;
+UPDATE nile_auth.signing_keys SET retired = now() WHERE state = 'retired';
+ALTER TABLE nile_auth.signing_keys
+    ALTER COLUMN alg SET NOT NULL,
+    ALTER COLUMN state SET NOT NULL,
+    DROP CONSTRAINT signing_keys_secret_check,
+    ADD CONSTRAINT signing_keys_secret_check CHECK (alg <> 'HS256' OR octet_length(secret) = 32),
+    ADD CONSTRAINT signing_keys_alg_check CHECK (alg IN ('ES256', 'EdDSA', 'HS256')),
+    ADD CONSTRAINT signing_keys_public_key_check CHECK ((alg = 'HS256') = (public_key IS NULL)),
+    ADD CONSTRAINT signing_keys_state_check CHECK (state IN ('standby', 'current', 'retired', 'revoked'));
+CREATE UNIQUE INDEX signing_keys_one_current ON nile_auth.signing_keys ((true)) WHERE state = 'current';
+CREATE UNIQUE INDEX signing_keys_one_standby ON nile_auth.signing_keys ((true)) WHERE state = 'standby';
+
+-- sql/finalize.sql, as a fresh install runs it: a new current or standby key replaces the one
+-- there is (what a restore needs).
+CREATE FUNCTION nile_auth._replace_signing_key() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE nile_auth.signing_keys
+       SET state = CASE state WHEN 'current' THEN 'retired' ELSE 'revoked' END,
+           retired = COALESCE(retired, clock_timestamp()),
+           revoked = CASE state WHEN 'standby' THEN clock_timestamp() ELSE revoked END
+     WHERE state = NEW.state AND kid <> NEW.kid;
+    RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._replace_signing_key() FROM PUBLIC;
+CREATE TRIGGER replace_signing_key
+    BEFORE INSERT ON nile_auth.signing_keys
+    FOR EACH ROW WHEN (NEW.state IN ('current', 'standby'))
+    EXECUTE FUNCTION nile_auth._replace_signing_key();
+
+-- Sessions and their refresh tokens (sql/schema.sql).
+CREATE TABLE nile_auth.sessions (
+    id          uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    user_id     uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    tenant_id   uuid REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,
+    api_key_id  uuid REFERENCES nile_auth.api_keys (id) ON DELETE CASCADE,
+    refresh_key bytea NOT NULL,
+    created     timestamptz NOT NULL DEFAULT now(),
+    refreshed   timestamptz NOT NULL DEFAULT now(),
+    not_after   timestamptz NOT NULL,
+    ended       timestamptz,
+    end_reason  text CONSTRAINT sessions_end_reason_check
+                CHECK (end_reason IN ('logout', 'revoked', 'refresh_token_reused', 'password_changed',
+                                      'deactivated', 'api_key_revoked'))
+);
+CREATE INDEX sessions_user_idx ON nile_auth.sessions (user_id) WHERE ended IS NULL;
+CREATE INDEX sessions_api_key_idx ON nile_auth.sessions (api_key_id) WHERE ended IS NULL AND api_key_id IS NOT NULL;
+CREATE TABLE nile_auth.refresh_tokens (
+    token_hash bytea PRIMARY KEY,
+    session_id uuid NOT NULL REFERENCES nile_auth.sessions (id) ON DELETE CASCADE,
+    created    timestamptz NOT NULL DEFAULT now(),
+    spent      timestamptz
+);
+CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id);
+REVOKE ALL ON nile_auth.sessions, nile_auth.refresh_tokens FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.refresh_tokens', '');
+CREATE TRIGGER invalidate_backend_caches
+    AFTER UPDATE OF ended OR DELETE OR TRUNCATE ON nile_auth.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
+
+-- Key administration: rotate_signing_key takes the algorithm of the new standby (a symbol of
+-- its own: 0.1.0's rotate_signing_key_wrapper took no argument). retire_signing_key is gone:
+-- what it did (tokens stop verifying) is revoke_signing_key now, and a retired key verifies.
+DROP FUNCTION nile_auth.rotate_signing_key();
+DROP FUNCTION nile_auth.retire_signing_key(text);
+CREATE FUNCTION nile_auth._add_signing_key(
+    "alg" TEXT,
+    "state" TEXT
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'add_signing_key_wrapper';
+
+CREATE FUNCTION nile_auth.claims() RETURNS jsonb
+STRICT STABLE PARALLEL RESTRICTED 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'claims_sql_wrapper';
+
+CREATE FUNCTION nile_auth.jwks() RETURNS jsonb
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'jwks_wrapper';
+
+CREATE FUNCTION nile_auth.list_sessions() RETURNS SETOF jsonb
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_sessions_wrapper';
+
+CREATE FUNCTION nile_auth.list_signing_keys() RETURNS SETOF jsonb
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_signing_keys_wrapper';
+
+CREATE FUNCTION nile_auth.logout(
+    "scope" TEXT DEFAULT 'local'
+) RETURNS bigint
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'logout_wrapper';
+
+CREATE FUNCTION nile_auth.refresh(
+    "refresh_token" TEXT
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'refresh_wrapper';
+
+CREATE FUNCTION nile_auth.revoke_session(
+    "id" uuid
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revoke_session_wrapper';
+
+CREATE FUNCTION nile_auth.revoke_signing_key(
+    "kid" TEXT
+) RETURNS bool
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revoke_signing_key_wrapper';
+
+CREATE FUNCTION nile_auth.rotate_signing_key(
+    "alg" TEXT DEFAULT NULL
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rotate_signing_key_to_wrapper';
+
+REVOKE EXECUTE ON FUNCTION nile_auth.rotate_signing_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth.revoke_signing_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth.list_signing_keys() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nile_auth._add_signing_key(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nile_auth.rotate_signing_key(text) TO nile_auth_admin;
+GRANT EXECUTE ON FUNCTION nile_auth.revoke_signing_key(text) TO nile_auth_admin;
+GRANT EXECUTE ON FUNCTION nile_auth.list_signing_keys() TO nile_auth_admin;
+
+-- The ES256 key that rotate_signing_key() will make current, published from now on.
+SELECT nile_auth._add_signing_key('ES256', 'standby');
+

@@ -159,14 +159,55 @@ CREATE INDEX audit_log_actor_idx ON nile_auth.audit_log (actor, at);
 CREATE INDEX audit_log_tenant_idx ON nile_auth.audit_log (tenant_id, at);
 CREATE INDEX audit_log_target_idx ON nile_auth.audit_log (target, at);
 
--- Private: HS256 secrets. The newest key with retired IS NULL signs; every key with
--- retired IS NULL verifies.
+-- Private: signing keys. `secret` is the private part: an HS256 secret, or a PKCS#8 document for
+-- ES256 and EdDSA, whose raw public key is `public_key` (what jwks() publishes). States:
+-- standby (published, not signing yet), current (signs; exactly one), retired (stopped signing,
+-- verifies its tokens until they expire), revoked (verifies nothing). See src/keys.rs.
 CREATE TABLE nile_auth.signing_keys (
-    kid     text PRIMARY KEY,
-    secret  bytea NOT NULL CHECK (octet_length(secret) = 32),
-    created timestamptz NOT NULL DEFAULT clock_timestamp(),
-    retired timestamptz
+    kid        text PRIMARY KEY,
+    secret     bytea NOT NULL
+               CONSTRAINT signing_keys_secret_check CHECK (alg <> 'HS256' OR octet_length(secret) = 32),
+    created    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    retired    timestamptz,           -- stopped signing
+    alg        text NOT NULL CONSTRAINT signing_keys_alg_check CHECK (alg IN ('ES256', 'EdDSA', 'HS256')),
+    public_key bytea CONSTRAINT signing_keys_public_key_check CHECK ((alg = 'HS256') = (public_key IS NULL)),
+    state      text NOT NULL
+               CONSTRAINT signing_keys_state_check CHECK (state IN ('standby', 'current', 'retired', 'revoked')),
+    activated  timestamptz,           -- became current
+    revoked    timestamptz            -- stopped verifying
 );
+CREATE UNIQUE INDEX signing_keys_one_current ON nile_auth.signing_keys ((true)) WHERE state = 'current';
+CREATE UNIQUE INDEX signing_keys_one_standby ON nile_auth.signing_keys ((true)) WHERE state = 'standby';
+
+-- Private: sessions, opened by login, signup and login_with_api_key (src/sessions). Access
+-- tokens name their session (claim sid) and stop verifying when it ends. `refresh_key` derives
+-- each refresh token from the one before; it never leaves this table.
+CREATE TABLE nile_auth.sessions (
+    id          uuid PRIMARY KEY DEFAULT nile_auth.uuid_generate_v7(),
+    user_id     uuid NOT NULL REFERENCES nile_auth.users (id) ON DELETE CASCADE,
+    tenant_id   uuid REFERENCES nile_auth.tenants (id) ON DELETE CASCADE,   -- tokens limited to this tenant
+    api_key_id  uuid REFERENCES nile_auth.api_keys (id) ON DELETE CASCADE,  -- opened with this API key
+    refresh_key bytea NOT NULL,
+    created     timestamptz NOT NULL DEFAULT now(),
+    refreshed   timestamptz NOT NULL DEFAULT now(),  -- idle timeout counts from here
+    not_after   timestamptz NOT NULL,                -- created + nile_auth.session_max_age
+    ended       timestamptz,
+    end_reason  text CONSTRAINT sessions_end_reason_check
+                CHECK (end_reason IN ('logout', 'revoked', 'refresh_token_reused', 'password_changed',
+                                      'deactivated', 'api_key_revoked'))
+);
+CREATE INDEX sessions_user_idx ON nile_auth.sessions (user_id) WHERE ended IS NULL;
+CREATE INDEX sessions_api_key_idx ON nile_auth.sessions (api_key_id) WHERE ended IS NULL AND api_key_id IS NOT NULL;
+
+-- Private: refresh tokens of live sessions, as SHA-256 only. A spent token stays to recognise
+-- its reuse; the rows go when the session ends.
+CREATE TABLE nile_auth.refresh_tokens (
+    token_hash bytea PRIMARY KEY,
+    session_id uuid NOT NULL REFERENCES nile_auth.sessions (id) ON DELETE CASCADE,
+    created    timestamptz NOT NULL DEFAULT now(),
+    spent      timestamptz
+);
+CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id);
 
 -- The JSON shape of a user (Nile's User object), one row per live user; tenants is the list of
 -- their live tenants' ids in id order (tenant ids are time-ordered, so roughly creation order;
@@ -203,3 +244,5 @@ SELECT pg_catalog.pg_extension_config_dump('nile_auth.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.invitations', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.teams', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.team_members', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('nile_auth.refresh_tokens', '');

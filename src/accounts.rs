@@ -5,25 +5,11 @@ use crate::errors::{AuthError, OrRaise, required};
 use crate::audit::record;
 use crate::lockout;
 use crate::passwords;
-use crate::tokens::Subject;
-use crate::settings::TOKEN_MAX_AGE;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
 
-/// `{"jwt", "maxAge", "type"}`, signed with the current key.
-pub fn access_token(subject: &crate::tokens::Subject) -> serde_json::Value {
-    let max_age = TOKEN_MAX_AGE.get().max(1) as u64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let key = crate::keys::current_signing_key();
-    let jwt = crate::tokens::issue(&key, subject, &crate::identity::audience(), now, max_age).or_raise();
-    json!({"jwt": jwt, "maxAge": max_age, "type": "ACCESS_TOKEN"})
-}
-
-/// A new account, signed in: `{"id", "email", "tenants", "token"}`. With `new_tenant`, the user
+/// A new account, signed in: `{"id", "email", "tenants", "token", "refreshToken", "sessionId"}`. With `new_tenant`, the user
 /// creates and owns that tenant; with `invitation`, the user accepts it in the same transaction
 /// (its address must be the invited one), which also proves the address. `tenants` lists both.
 /// (The Rust name differs from the SQL name: 0.1.0's four-argument signup called a symbol of
@@ -47,12 +33,18 @@ fn signup_with_invitation(
     if let Some(token) = invitation {
         tenants.push(crate::tenancy::invitations::accept(token, user_id, email).to_string());
     }
-    JsonB(json!({
-        "id": user_id,
-        "email": email,
-        "tenants": tenants,
-        "token": access_token(&Subject { user_id, email, tenant: None }),
-    }))
+    let mut response = crate::sessions::open(user_id, email, None, None);
+    response.insert("id".into(), json!(user_id));
+    response.insert("email".into(), json!(email));
+    response.insert("tenants".into(), json!(tenants));
+    JsonB(response.into())
+}
+
+/// `{"id", "token", "refreshToken", "sessionId"}`: a new session for `user`.
+pub fn signed_in(user: uuid::Uuid, email: &str, tenant: Option<uuid::Uuid>, api_key: Option<uuid::Uuid>) -> JsonB {
+    let mut response = crate::sessions::open(user, email, tenant, api_key);
+    response.insert("id".into(), json!(user));
+    JsonB(response.into())
 }
 
 #[pg_extern(security_definer, volatile)]
@@ -91,7 +83,7 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
         );
     }
     record("login.succeeded", Some(user_id), None, Some(&user_id.to_string()), json!({}));
-    JsonB(json!({"id": user_id, "token": access_token(&Subject { user_id, email: &stored_email, tenant: None })}))
+    signed_in(user_id, &stored_email, None, None)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -9,6 +9,7 @@ use crate::identity::require_account_user;
 use crate::passwords;
 use crate::one_time_tokens::{self, PASSWORD_RESET};
 use crate::caller::{Caller, account_caller, require_trusted_backend};
+use crate::sessions::EndReason;
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -66,9 +67,10 @@ pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     Some(me)
 }
 
-/// Ends every token issued before now for `user`.
-fn revoke_tokens(user: Uuid) {
+/// Ends every session of `user` and every token issued before now.
+fn revoke_tokens(user: Uuid, reason: EndReason) {
     write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
+    crate::sessions::end_all(user, reason);
 }
 
 fn store_password(user: Uuid, new_password: &str) {
@@ -77,7 +79,7 @@ fn store_password(user: Uuid, new_password: &str) {
         "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
         &[to_pg(user).into(), passwords::hash_password(new_password).or_raise().into()],
     );
-    revoke_tokens(user);
+    revoke_tokens(user, EndReason::PasswordChanged);
 }
 
 #[pg_extern(security_definer, volatile)]
@@ -86,7 +88,7 @@ fn deactivate_user(user_id: Option<pgrx::Uuid>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let actor = authorize_account_admin(user);
     write("UPDATE nile_auth.users SET deactivated = now(), updated = now() WHERE id = $1 AND deactivated IS NULL", &[to_pg(user).into()]);
-    revoke_tokens(user);
+    revoke_tokens(user, EndReason::Deactivated);
     record("user.deactivated", actor, None, Some(&user.to_string()), json!({}));
     true
 }
@@ -123,8 +125,8 @@ fn unlock_account(user_id: Option<pgrx::Uuid>) -> bool {
     true
 }
 
-/// Changes the current user's password. Tokens issued before are revoked, the caller's own
-/// included, so a fresh token is returned (`{"id", "token"}` as from login).
+/// Changes the current user's password. Every session ends and tokens issued before are
+/// revoked, the caller's own included, so a new session is returned (as from login).
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> JsonB {
@@ -139,8 +141,7 @@ fn change_password(old_password: Option<&str>, new_password: Option<&str>) -> Js
     crate::lockout::check_password(&crate::lockout::Account::read(Some((user, false)), &email), old_password);
     store_password(user, new_password);
     record("password.changed", Some(user), None, Some(&user.to_string()), json!({}));
-    let token = crate::accounts::access_token(&crate::tokens::Subject { user_id: user, email: &email, tenant: None });
-    JsonB(json!({"id": user, "token": token}))
+    crate::accounts::signed_in(user, &email, None, None)
 }
 
 /// Sets a user's password as the trusted backend (no old password needed).

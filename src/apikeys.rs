@@ -8,7 +8,6 @@ use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::require_verified;
 use crate::caller::{Caller, caller_and_scope};
 use crate::tenancy::context::access;
-use crate::tokens::Subject;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pgrx::JsonB;
@@ -89,8 +88,8 @@ fn list_api_keys() -> SetOfIterator<'static, JsonB> {
     ))
 }
 
-/// Revokes a key: it logs in no more. Users revoke their own keys; the trusted backend any.
-/// Tokens it already minted run to their expiry (nile_auth.token_max_age).
+/// Revokes a key: it logs in no more, and the sessions it opened end (their tokens stop
+/// verifying). Users revoke their own keys; the trusted backend any.
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
@@ -107,12 +106,13 @@ fn revoke_api_key(id: Option<pgrx::Uuid>) -> bool {
         _ => AuthError::NotFound(format!("API key {id} not found")).raise(),
     };
     write("UPDATE nile_auth.api_keys SET revoked = now() WHERE id = $1 AND revoked IS NULL", &[to_pg(id).into()]);
+    crate::sessions::end_for_api_key(id);
     record("api_key.revoked", actor.user(), tenant, Some(&id.to_string()), json!({"owner": owner}));
     true
 }
 
-/// An access token for the key's user, limited to the key's tenant when it has one:
-/// `{"id", "token"}` as from login. 28P01 for an unknown, revoked or expired key, a
+/// A session for the key's user, limited to the key's tenant when it has one:
+/// `{"id", "token", "refreshToken", "sessionId"}` as from login. 28P01 for an unknown, revoked or expired key, a
 /// deactivated or locked user, or a tenant the user has left.
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
@@ -149,6 +149,5 @@ fn login_with_api_key(key: Option<&str>) -> JsonB {
     };
     write("UPDATE nile_auth.api_keys SET last_used = now() WHERE id = $1", &[to_pg(key_id).into()]);
     record("login.api_key", Some(user_id), tenant, Some(&user_id.to_string()), json!({"keyId": key_id}));
-    let token = crate::accounts::access_token(&Subject { user_id, email: &email, tenant });
-    JsonB(json!({"id": user_id, "token": token}))
+    crate::accounts::signed_in(user_id, &email, tenant, Some(key_id))
 }

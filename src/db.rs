@@ -100,6 +100,17 @@ pub fn write_returning<R>(query: &str, args: &[DatumWithOid], f: impl FnOnce(&Sp
     .or_raise()
 }
 
+/// Whether this database's SQL objects are the library's own version. Between a package upgrade
+/// and `ALTER EXTENSION nile_auth UPDATE` they are the previous release's: the tables added
+/// since (the newest: nile_auth.sessions) do not exist yet. Once true, true for the backend.
+pub fn schema_updated() -> bool {
+    thread_local! { static UPDATED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+    if !UPDATED.get() && read_one::<bool>("SELECT pg_catalog.to_regclass('nile_auth.sessions') IS NOT NULL", &[]) == Some(true) {
+        UPDATED.set(true);
+    }
+    UPDATED.get()
+}
+
 pub fn write(query: &str, args: &[DatumWithOid]) {
     Spi::run_with_args(query, args).or_raise()
 }

@@ -10,8 +10,8 @@ use crate::tenancy::manage::{last_owner, others_staying};
 use pgrx::prelude::*;
 use serde_json::json;
 
-/// Deletes `user_id`, or with NULL the caller's own account. Memberships end; every token stops
-/// verifying in every backend at its next statement; credentials, one-time tokens, API keys and
+/// Deletes `user_id`, or with NULL the caller's own account. Memberships end; every session and
+/// token stops verifying in every backend at its next statement; credentials, one-time tokens, API keys and
 /// the lockout record are erased; the profile is cleared and the address freed; pending
 /// invitations to it are void. A tenant the user owns alone with nobody else in it is deleted;
 /// one with other members but no other owner refuses with 55000 until ownership moves.
@@ -61,6 +61,8 @@ fn delete_user(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     );
     write("DELETE FROM nile_auth.credentials WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.one_time_tokens WHERE user_id = $1", &id);
+    // Sessions first: their tokens stop verifying, and the API keys they came from go next.
+    write("DELETE FROM nile_auth.sessions WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.api_keys WHERE user_id = $1", &id);
     // The persisted count only: clearing the shared count would outlive a rollback, and a
     // deleted account checks no password anyway.

@@ -24,6 +24,8 @@ pub enum AuthError {
     InvalidApiKey,
     /// 28000: a token that fails verification for any reason.
     InvalidToken,
+    /// 28000: a refresh token that renews nothing (unknown, reused too late, or its session ended).
+    InvalidRefreshToken,
     /// 28000: an operation that needs a verified identity was called without one.
     NotAuthenticated,
     /// 42501: the caller is not allowed to do this.
@@ -43,7 +45,7 @@ impl AuthError {
             AuthError::InvalidUuid(_) => Code::ERRCODE_INVALID_TEXT_REPRESENTATION,
             AuthError::EmailTaken | AuthError::AlreadyExists(_) => Code::ERRCODE_UNIQUE_VIOLATION,
             AuthError::InvalidCredentials | AuthError::InvalidApiKey => Code::ERRCODE_INVALID_PASSWORD,
-            AuthError::InvalidToken | AuthError::NotAuthenticated => {
+            AuthError::InvalidToken | AuthError::InvalidRefreshToken | AuthError::NotAuthenticated => {
                 Code::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
             AuthError::PermissionDenied(_) => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -70,6 +72,7 @@ impl AuthError {
             AuthError::InvalidCredentials => "invalid email or password".into(),
             AuthError::InvalidApiKey => "invalid API key".into(),
             AuthError::InvalidToken => "invalid or expired token".into(),
+            AuthError::InvalidRefreshToken => "invalid refresh token".into(),
             AuthError::NotAuthenticated => "no authenticated user: call nile_auth.authenticate() with a valid token first".into(),
         }
     }

@@ -18,8 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// Tables whose changes invalidate cached identities (see sql/schema.sql triggers).
-const WATCHED_TABLES: &str =
-    "SELECT ARRAY['nile_auth.signing_keys'::regclass::oid, 'nile_auth.users'::regclass::oid]";
+/// (sessions is missing between a package upgrade and ALTER EXTENSION UPDATE: read again until found.)
+const WATCHED_TABLES: &str = "SELECT array_remove(ARRAY[to_regclass('nile_auth.signing_keys')::oid, to_regclass('nile_auth.users')::oid,
+                                                         to_regclass('nile_auth.sessions')::oid], NULL)";
+const WATCHED_COUNT: usize = 3;
 /// A bound on the cache so a client cycling through tokens cannot grow a backend without limit.
 const MAX_CACHED_TOKENS: usize = 1024;
 
@@ -67,24 +69,38 @@ pub fn audience() -> String {
     })
 }
 
-/// Full verification: header, key, signature, claims, and that the user still exists, is not
-/// deactivated, and has not revoked tokens issued before this one (password change or reset).
+/// Full verification: header, key, signature, claims, that the user still exists, is not
+/// deactivated, and has not revoked tokens issued before this one (password change or reset),
+/// and that the token's session has not ended.
 /// Needs the extension owner's rights (keys are private).
 fn verify_uncached(token: &str) -> Option<Verified> {
-    if WATCHED.with_borrow(Vec::is_empty) {
+    if WATCHED.with_borrow(|w| w.len() < WATCHED_COUNT) {
         let oids = read_one::<Vec<pg_sys::Oid>>(WATCHED_TABLES, &[]).unwrap_or_default();
         WATCHED.set(oids);
     }
-    let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_secret)?;
-    let valid_after_ms = read_one_prepared::<i64>(
-        // floor, as the token's own millisecond is truncated: a token minted in the same
-        // millisecond just after a password change must not look older than the change.
-        "SELECT COALESCE(floor(extract(epoch FROM tokens_valid_after) * 1000)::bigint, 0)
-           FROM nile_auth.users WHERE id = $1 AND deleted IS NULL AND deactivated IS NULL",
-        &[to_pg(verified.user_id).into()],
-    )?;
+    let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_key)?;
+    // Before ALTER EXTENSION UPDATE there are no sessions, and only 0.1.0's tokens (no sid).
+    let sessions = crate::db::schema_updated();
+    if !sessions && verified.session.is_some() {
+        return None;
+    }
+    let query = if sessions { VALID_AFTER } else { VALID_AFTER_WITHOUT_SESSIONS };
+    let valid_after_ms = read_one_prepared::<i64>(query, &[to_pg(verified.user_id).into(), verified.session.map(to_pg).into()])?;
     (verified.issued_at_ms as i64 >= valid_after_ms).then_some(verified)
 }
+
+/// The instant before which the user's tokens no longer verify (Unix ms), if the user is live
+/// and the token's session (`$2`) has not ended. floor, as the token's own millisecond is
+/// truncated: a token minted in the same millisecond just after a password change must not look
+/// older than the change. A token without a session is from 0.1.0 (tokens_valid_after still
+/// ends those).
+const VALID_AFTER: &str = "SELECT COALESCE(floor(extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0)
+       FROM nile_auth.users u
+      WHERE u.id = $1 AND u.deleted IS NULL AND u.deactivated IS NULL
+        AND ($2::uuid IS NULL OR EXISTS (SELECT FROM nile_auth.sessions s
+                                          WHERE s.id = $2 AND s.user_id = u.id AND s.ended IS NULL))";
+const VALID_AFTER_WITHOUT_SESSIONS: &str = "SELECT COALESCE(floor(extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0)
+       FROM nile_auth.users u WHERE u.id = $1 AND u.deleted IS NULL AND u.deactivated IS NULL AND $2::uuid IS NULL";
 
 /// What a token says, if it verifies now. Cached per backend.
 pub fn verify_token(token: &str) -> Option<Verified> {
@@ -188,6 +204,17 @@ fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> p
     let verified = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
     set_session_setting(AUTH_TOKEN, jwt, is_local);
     to_pg(verified.user_id)
+}
+
+/// The claims of the verified token in `nile.auth_token` (Supabase's auth.jwt()), or NULL when
+/// there is none or it does not verify: for application policies, best as `(SELECT
+/// nile_auth.claims())` so it runs once per statement.
+#[pg_extern(stable, parallel_restricted, name = "claims")]
+fn claims_sql() -> Option<JsonB> {
+    if current_identity().is_none() {
+        return None;
+    }
+    with_session_setting_strict(AUTH_TOKEN, |token| token.and_then(tokens::payload)).map(JsonB)
 }
 
 /// The verified identity, or NULL. Not SECURITY DEFINER on purpose: see `privilege`.

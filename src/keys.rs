@@ -1,77 +1,204 @@
-//! HS256 signing keys: a private table of 256-bit secrets, one current key for signing, older
-//! keys verifying until retired.
+//! Signing keys: a private table of key pairs (ES256, EdDSA) and HS256 secrets, each in one
+//! state. `standby`: published in jwks(), not signing yet, so verifiers can fetch it before its
+//! first token; `current`: signs (exactly one); `retired`: no longer signs, still verifies the
+//! tokens it signed until they expire; `revoked`: verifies nothing.
 
-use crate::errors::{AuthError, OrRaise};
-use crate::tokens::SigningKey;
+use crate::db::{read_all, read_row, read_row_prepared, write};
+use crate::errors::{AuthError, OrRaise, required};
+use crate::tokens::{Alg, SigningKey, VerifyingKey};
+use pgrx::JsonB;
 use pgrx::prelude::*;
 
-/// The newest key that is not retired signs new tokens.
+/// What new installations sign with, and what rotation picks when nothing says otherwise.
+/// ES256 rather than EdDSA: every JWT library, API gateway and Web Crypto verifies it (Ed25519
+/// support is still missing from some), and it is what Supabase's asymmetric keys use.
+pub const DEFAULT_ALG: Alg = Alg::Es256;
+/// How long after its retirement a key still verifies tokens that claim a later issue time:
+/// logins that read the key just before a rotation committed.
+const RETIRE_GRACE_SECONDS: u64 = 60;
+
+/// The key that signs new tokens.
 pub fn current_signing_key() -> SigningKey {
-    crate::db::read_row(
-        "SELECT kid, secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1",
+    read_row_prepared(
+        "SELECT kid, alg, secret FROM nile_auth.signing_keys WHERE state = 'current'",
         &[],
-        |row| Ok(SigningKey { kid: row.get(1)?.unwrap_or_default(), secret: row.get(2)?.unwrap_or_default() }),
+        |row| {
+            let alg = row.get::<String>(2)?.as_deref().and_then(Alg::parse);
+            Ok(alg.map(|alg| SigningKey { kid: row.get(1).ok().flatten().unwrap_or_default(), alg, private: row.get(3).ok().flatten().unwrap_or_default() }))
+        },
     )
+    .flatten()
     .unwrap_or_else(|| {
-        AuthError::ObjectNotInPrerequisiteState(
-            "nile_auth has no active signing key: run nile_auth.rotate_signing_key()".into(),
-        )
-        .raise()
+        AuthError::ObjectNotInPrerequisiteState("nile_auth has no current signing key: run nile_auth.rotate_signing_key()".into())
+            .raise()
     })
 }
 
-/// The secret of a key that may still verify tokens, or `None` if the kid is unknown or retired.
-/// Callers must hold the extension owner's rights (SECURITY DEFINER or `as_extension_owner`).
-pub fn verifying_secret(kid: &str) -> Option<Vec<u8>> {
-    crate::db::read_one_prepared::<Vec<u8>>(
-        "SELECT secret FROM nile_auth.signing_keys WHERE kid = $1 AND retired IS NULL",
+/// The verifying half of a key that may still verify tokens (current or retired), or `None` if
+/// the kid is unknown, standby or revoked. Callers hold the extension owner's rights.
+pub fn verifying_key(kid: &str) -> Option<VerifyingKey> {
+    if !crate::db::schema_updated() {
+        // 0.1.0's table: HS256 secrets, verifying while `retired` is NULL.
+        return read_row_prepared(
+            "SELECT secret FROM nile_auth.signing_keys WHERE kid = $1 AND retired IS NULL",
+            &[kid.into()],
+            |row| row.get::<Vec<u8>>(1),
+        )
+        .flatten()
+        .map(|material| VerifyingKey { alg: Alg::Hs256, material, retired_at: None });
+    }
+    read_row_prepared(
+        "SELECT alg, COALESCE(public_key, secret),
+                CASE WHEN state = 'retired' THEN extract(epoch FROM retired)::bigint END
+           FROM nile_auth.signing_keys WHERE kid = $1 AND state IN ('current', 'retired')",
         &[kid.into()],
+        |row| {
+            let alg = row.get::<String>(1)?.as_deref().and_then(Alg::parse);
+            let material = row.get::<Vec<u8>>(2)?.unwrap_or_default();
+            let retired_at = row.get::<i64>(3)?.map(|s| s.max(0) as u64 + RETIRE_GRACE_SECONDS);
+            Ok(alg.map(|alg| VerifyingKey { alg, material, retired_at }))
+        },
     )
+    .flatten()
 }
 
-/// Makes a new current signing key and returns its kid. Tokens signed with older keys keep
-/// verifying until those keys are retired.
-#[pg_extern(security_definer, volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn rotate_signing_key() -> String {
+fn parse_alg(alg: &str) -> Alg {
+    Alg::parse(alg).unwrap_or_else(|| {
+        AuthError::InvalidParameter(format!("unknown signing algorithm \"{alg}\": use ES256, EdDSA or HS256")).raise()
+    })
+}
+
+/// Stores a new key of `alg` in `state` and returns its kid.
+fn add_key(alg: Alg, state: &str) -> String {
     let kid = uuid::Uuid::now_v7().to_string();
-    let secret = crate::random::bytes::<32>().or_raise().to_vec();
-    crate::db::write(
-        "INSERT INTO nile_auth.signing_keys (kid, secret) VALUES ($1, $2)",
-        &[kid.as_str().into(), secret.into()],
+    let (private, public) = crate::tokens::generate(alg).or_raise();
+    write(
+        "INSERT INTO nile_auth.signing_keys (kid, alg, secret, public_key, state, activated)
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'current' THEN clock_timestamp() END)",
+        &[kid.as_str().into(), alg.as_str().into(), private.into(), public.into(), state.into()],
     );
     kid
 }
 
-/// Retires a key: tokens it signed stop verifying. Retiring the last active key is refused,
-/// since nothing could sign new tokens afterwards.
+/// Serialises key administration: two rotations, or a rotation and a revocation, never
+/// interleave (the one-current and one-standby indexes would refuse the loser anyway).
+fn lock_keys() {
+    write("LOCK TABLE nile_auth.signing_keys IN SHARE ROW EXCLUSIVE MODE", &[]);
+}
+
+/// For CREATE EXTENSION and upgrade scripts: a new current or standby key. Not granted to anyone.
+#[pg_extern(security_definer, volatile, name = "_add_signing_key")]
+#[search_path(pg_catalog, pg_temp)]
+fn add_signing_key(alg: Option<&str>, state: Option<&str>) -> String {
+    let alg = parse_alg(required(alg, "alg").or_raise());
+    let state = required(state, "state").or_raise();
+    if state != "current" && state != "standby" {
+        AuthError::InvalidParameter("a new key is current or standby".into()).raise();
+    }
+    lock_keys();
+    add_key(alg, state)
+}
+
+/// Promotes the standby key to current (the current one retires: its tokens keep verifying
+/// until they expire) and makes a new standby of `alg`; NULL keeps the algorithm of the key
+/// now current. Without a standby (one was revoked), a new key of `alg` (NULL: ES256) becomes
+/// current at once. Returns the kid now signing. (A Rust name of its own: 0.1.0's
+/// rotate_signing_key() took no argument, and its symbol must not be handed one.)
+#[pg_extern(security_definer, volatile, name = "rotate_signing_key")]
+#[search_path(pg_catalog, pg_temp)]
+fn rotate_signing_key_to(alg: default!(Option<&str>, "NULL")) -> String {
+    let asked = alg.map(parse_alg);
+    lock_keys();
+    write(
+        "UPDATE nile_auth.signing_keys SET state = 'retired', retired = clock_timestamp() WHERE state = 'current'",
+        &[],
+    );
+    let promoted = crate::db::write_returning(
+        "UPDATE nile_auth.signing_keys SET state = 'current', activated = clock_timestamp()
+          WHERE state = 'standby' RETURNING kid, alg",
+        &[],
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)),
+    );
+    let (kid, current_alg) = match promoted {
+        Some((Some(kid), Some(alg))) => (kid, parse_alg(&alg)),
+        _ => {
+            let alg = asked.unwrap_or(DEFAULT_ALG);
+            (add_key(alg, "current"), alg)
+        }
+    };
+    add_key(asked.unwrap_or(current_alg), "standby");
+    crate::audit::record("signing_key.rotated", None, None, Some(&kid), serde_json::json!({}));
+    kid
+}
+
+/// Revokes a key: tokens it signed stop verifying in every backend at their next transaction,
+/// and jwks() no longer publishes it. The current key cannot be revoked (55000): rotate first,
+/// in the same transaction when it leaked. False when it was already revoked.
 #[pg_extern(security_definer, volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn retire_signing_key(kid: Option<&str>) -> bool {
-    let kid = crate::errors::required(kid, "kid").or_raise();
-    // Serialises key administration, so two sessions cannot retire the last two keys at once.
-    crate::db::write("LOCK TABLE nile_auth.signing_keys IN SHARE ROW EXCLUSIVE MODE", &[]);
-    let state = crate::db::read_row(
-        "SELECT k.retired IS NOT NULL,
-                (SELECT count(*) FROM nile_auth.signing_keys o WHERE o.kid <> k.kid AND o.retired IS NULL)
-           FROM nile_auth.signing_keys k WHERE k.kid = $1",
-        &[kid.into()],
-        |row| Ok((row.get::<bool>(1)?, row.get::<i64>(2)?)),
-    );
-    let Some((retired, others_active)) = state else {
-        AuthError::NotFound(format!("signing key \"{kid}\" does not exist")).raise();
-    };
-    if retired == Some(true) {
-        return false;
-    }
-    if others_active.unwrap_or(0) == 0 {
-        AuthError::ObjectNotInPrerequisiteState(
-            "cannot retire the only active signing key: run nile_auth.rotate_signing_key() first".into(),
+fn revoke_signing_key(kid: Option<&str>) -> bool {
+    let kid = required(kid, "kid").or_raise();
+    lock_keys();
+    let state = read_row("SELECT state FROM nile_auth.signing_keys WHERE kid = $1", &[kid.into()], |row| row.get::<String>(1))
+        .flatten()
+        .unwrap_or_else(|| AuthError::NotFound(format!("signing key \"{kid}\" does not exist")).raise());
+    match state.as_str() {
+        "revoked" => false,
+        "current" => AuthError::ObjectNotInPrerequisiteState(
+            "cannot revoke the current signing key: run nile_auth.rotate_signing_key() first".into(),
         )
-        .raise();
+        .raise(),
+        _ => {
+            write(
+                "UPDATE nile_auth.signing_keys SET state = 'revoked', revoked = clock_timestamp(),
+                        retired = COALESCE(retired, clock_timestamp()) WHERE kid = $1",
+                &[kid.into()],
+            );
+            crate::audit::record("signing_key.revoked", None, None, Some(kid), serde_json::json!({"was": state}));
+            true
+        }
     }
-    crate::db::write("UPDATE nile_auth.signing_keys SET retired = now() WHERE kid = $1", &[kid.into()]);
-    true
+}
+
+/// Every key, newest first, without key material: for key administrators.
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_signing_keys() -> SetOfIterator<'static, JsonB> {
+    SetOfIterator::new(read_all::<JsonB>(
+        "SELECT jsonb_build_object('kid', kid, 'alg', alg, 'state', state, 'created', created,
+                                   'activated', activated, 'retired', retired, 'revoked', revoked)
+           FROM nile_auth.signing_keys ORDER BY created DESC, kid",
+        &[],
+    ))
+}
+
+/// The public keys as an RFC 7517 JWK Set: the current key, the standby, and retired keys
+/// while tokens they signed may still be unexpired (nile_auth.token_max_age after retiring).
+/// HS256 keys are secret and never published. For anyone: app servers, gateways, PostgREST.
+#[pg_extern(security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn jwks() -> JsonB {
+    let max_age = f64::from(crate::settings::TOKEN_MAX_AGE.get()) + RETIRE_GRACE_SECONDS as f64;
+    let keys = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT kid, alg, public_key FROM nile_auth.signing_keys
+                  WHERE public_key IS NOT NULL
+                    AND (state IN ('current', 'standby')
+                         OR (state = 'retired' AND retired > now() - make_interval(secs => $1)))
+                  ORDER BY array_position(ARRAY['current', 'standby', 'retired'], state), created DESC",
+                None,
+                &[max_age.into()],
+            )?
+            .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_raise();
+    let keys: Vec<serde_json::Value> = keys
+        .into_iter()
+        .filter_map(|(kid, alg, public)| crate::tokens::jwk(&kid?, Alg::parse(&alg?)?, &public?))
+        .collect();
+    JsonB(serde_json::json!({ "keys": keys }))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -80,11 +207,22 @@ mod tests {
     use pgrx::prelude::*;
 
     #[pg_test]
-    fn create_extension_makes_exactly_one_signing_key() {
-        let (keys, active) = Spi::get_two::<i64, i64>(
-            "SELECT count(*), count(*) FILTER (WHERE retired IS NULL AND octet_length(secret) = 32) FROM nile_auth.signing_keys",
+    fn create_extension_makes_a_current_and_a_standby_es256_key() {
+        let states = Spi::get_one::<String>(
+            "SELECT string_agg(alg || ':' || state, ',' ORDER BY state) FROM nile_auth.signing_keys",
         )
         .unwrap();
-        assert_eq!((keys, active), (Some(1), Some(1)));
+        assert_eq!(states.as_deref(), Some("ES256:current,ES256:standby"));
+    }
+
+    #[pg_test]
+    fn jwks_publishes_current_and_standby_without_private_parts() {
+        let jwks = Spi::get_one::<pgrx::JsonB>("SELECT nile_auth.jwks()").unwrap().unwrap().0;
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        for k in keys {
+            assert_eq!((k["kty"].as_str(), k["crv"].as_str(), k["use"].as_str()), (Some("EC"), Some("P-256"), Some("sig")));
+            assert!(k.get("d").is_none());
+        }
     }
 }

@@ -12,6 +12,10 @@ pub static MAX_FAILED_LOGINS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static LOCKOUT_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static LOCKOUT_DURATION: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static RESET_TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static REFRESH_REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+pub static SESSION_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+pub static TOKEN_ROLE_CLAIM: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// Where a verified token is kept for the session or transaction (Nile's name).
 pub const AUTH_TOKEN: &CStr = c"nile.auth_token";
@@ -22,7 +26,7 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"nile_auth.token_max_age",
         c"Lifetime of access tokens issued by signup and login, in seconds.",
-        c"Tokens carry exp = iat + this value.",
+        c"A token also ends with its session (nile_auth.session_max_age, nile_auth.session_idle_timeout).",
         &TOKEN_MAX_AGE,
         60,
         31 * 24 * 3600,
@@ -39,8 +43,8 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    let seconds = |name, short, setting, default_max| {
-        GucRegistry::define_int_guc(name, short, c"", setting, 1, default_max, GucContext::Suset, GucFlags::UNIT_S);
+    let seconds = |name, short, setting, max| {
+        GucRegistry::define_int_guc(name, short, c"", setting, 1, max, GucContext::Suset, GucFlags::UNIT_S);
     };
     GucRegistry::define_int_guc(
         c"nile_auth.max_failed_logins",
@@ -59,6 +63,22 @@ pub fn register() {
         c"Lifetime of password reset and email verification tokens.",
         &RESET_TOKEN_MAX_AGE,
         30 * 24 * 3600,
+    );
+    seconds(
+        c"nile_auth.refresh_reuse_interval",
+        c"How long a spent refresh token still returns its successor (concurrent refreshes) before reuse ends the session.",
+        &REFRESH_REUSE_INTERVAL,
+        3600,
+    );
+    seconds(c"nile_auth.session_max_age", c"Lifetime of a session, from login.", &SESSION_MAX_AGE, i32::MAX);
+    seconds(c"nile_auth.session_idle_timeout", c"A session ends after this long without a refresh.", &SESSION_IDLE_TIMEOUT, i32::MAX);
+    GucRegistry::define_string_guc(
+        c"nile_auth.token_role_claim",
+        c"A database role name put in the role claim of access tokens (PostgREST); empty for none.",
+        c"",
+        &TOKEN_ROLE_CLAIM,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // Unknown nile_auth.* names are typos; reject them instead of keeping silent placeholders.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"nile_auth".as_ptr()) };

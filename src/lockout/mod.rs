@@ -13,7 +13,7 @@
 mod slots;
 mod worker;
 
-use crate::db::{read_one, read_row_prepared, to_pg, write};
+use crate::db::{read_row_prepared, to_pg, write};
 use crate::errors::AuthError;
 use crate::passwords;
 use crate::settings::{LOCKOUT_DURATION, LOCKOUT_WINDOW, MAX_FAILED_LOGINS};
@@ -111,15 +111,10 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 /// the previous release's tables, which have no nile_auth.login_failures: anything that counts
 /// failures refuses (55000) until the update, rather than half working.
 pub fn require_schema() {
-    thread_local! { static READY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
-    if READY.get() {
-        return;
-    }
-    if read_one::<bool>("SELECT pg_catalog.to_regclass('nile_auth.login_failures') IS NOT NULL", &[]) != Some(true) {
+    if !crate::db::schema_updated() {
         AuthError::ObjectNotInPrerequisiteState("nile_auth is not updated yet: run ALTER EXTENSION nile_auth UPDATE".into())
             .raise();
     }
-    READY.set(true);
 }
 
 fn policy() -> Policy {

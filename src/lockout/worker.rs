@@ -1,16 +1,15 @@
 //! Writes a failed password check down although the failing call's transaction rolls back.
 //!
-//! A short-lived dynamic background worker does it in its own transaction; the caller waits for
-//! the commit, then raises. The count itself is already in shared memory (see `slots`): this is
+//! A background worker does it in its own transaction (`detached`); the caller waits for the
+//! commit, then raises. The count itself is already in shared memory (see `slots`): this is
 //! what survives a restart and what the audit log shows. Every kind of failure makes the same
 //! writes (one upsert into nile_auth.login_failures, one audit row, the same clean-up), so table
 //! statistics do not tell an unknown email from a wrong password.
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use serde_json::json;
-use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,33 +86,16 @@ impl Job {
     }
 }
 
-/// Records a failure and waits until it is committed. A worker slot is retried for about a
-/// second; if none frees up the failure is not written (it is counted in shared memory all
-/// the same, until a restart) and a WARNING says so.
+/// Records a failure and waits until it is committed. If no worker slot frees up the failure
+/// is not written (it is counted in shared memory all the same, until a restart) and a WARNING
+/// says so.
 pub fn record(job: &Job) {
-    let extra = job.encode();
-    for _ in 0..50 {
-        let started = BackgroundWorkerBuilder::new("nile_auth failed login")
-            .set_type("nile_auth failed login")
-            .set_library("nile_auth")
-            .set_function("nile_auth_failed_login_worker")
-            .enable_spi_access()
-            .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            .set_restart_time(None)
-            .set_extra(&extra)
-            // SAFETY: set in every backend.
-            .set_notify_pid(unsafe { pg_sys::MyProcPid })
-            .load_dynamic();
-        if let Ok(worker) = started {
-            let _ = worker.wait_for_shutdown();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !crate::detached::run("nile_auth failed login", "nile_auth_failed_login_worker", &job.encode()) {
+        pgrx::warning!("nile_auth: no background worker slot to write a failed login down (raise max_worker_processes)");
     }
-    pgrx::warning!("nile_auth: no background worker slot to write a failed login down (raise max_worker_processes)");
 }
 
-/// The worker's entry point (named in the worker registration above).
+/// The worker's entry point (named in `record`).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn nile_auth_failed_login_worker(_arg: pg_sys::Datum) {
@@ -122,17 +104,9 @@ pub extern "C-unwind" fn nile_auth_failed_login_worker(_arg: pg_sys::Datum) {
         pgrx::warning!("nile_auth failed-login worker: unreadable job");
         return;
     };
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(job.database)), None);
-    BackgroundWorker::transaction(|| {
-        // The worker runs as the bootstrap superuser: nothing it runs may resolve through a
-        // search_path a database's users can write to.
-        Spi::run("SET LOCAL search_path = pg_catalog, pg_temp").expect("pin search_path");
-        // The failing session may itself hold the account's login_failures row (a right
-        // password, which deletes it, then a wrong one in one transaction); it waits for us, so
-        // never wait on it for long.
-        Spi::run("SET LOCAL lock_timeout = '2s'").expect("set lock_timeout");
-        apply(&job);
-    });
+    // The failing session may itself hold the account's login_failures row (a right password,
+    // which deletes it, then a wrong one in one transaction); lock_timeout keeps that short.
+    crate::detached::in_transaction(job.database, || apply(&job));
 }
 
 fn apply(job: &Job) {

@@ -27,6 +27,7 @@ for sql in "SELECT nile_auth.login('sam@secrets.test', 'wrong-$marker')" \
            "SELECT nile_auth.change_email('new@secrets.test', 'pw-$marker')" \
            "SELECT nile_auth.verify_email('tok-$marker')" \
            "SELECT nile_auth.accept_invitation('inv-$marker')" \
+           "SELECT nile_auth.refresh('nrt_$marker')" \
            "SELECT nile_auth.signup('new@secrets.test', 'pw-$marker', NULL, NULL, 'inv-$marker')"; do
   "$BIN/psql" -X -q -d nile_secrets -U secrets_web -c "$sql" >/dev/null 2>&1 || true
 done

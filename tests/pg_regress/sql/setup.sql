@@ -60,8 +60,9 @@ SELECT p.proname, p.prosecdef AS security_definer, p.proconfig, p.provolatile
  WHERE p.pronamespace = 'nile_auth'::regnamespace
  ORDER BY 1, 2;
 
--- Signing keys are 256-bit secrets, and one of them can sign (CREATE EXTENSION makes exactly
--- one: src/keys.rs tests that).
-SELECT count(*) FILTER (WHERE octet_length(secret) <> 32) AS keys_not_256_bit,
-       count(*) FILTER (WHERE retired IS NULL) > 0 AS can_sign
+-- One key signs and one waits in standby (CREATE EXTENSION makes an ES256 pair of them: src/keys.rs
+-- tests that; an updated 0.1.0 database keeps HS256 current); HS256 secrets are 256 bits.
+SELECT count(*) FILTER (WHERE alg = 'HS256' AND octet_length(secret) <> 32) AS hs256_not_256_bit,
+       count(*) FILTER (WHERE state = 'current') AS current_keys,
+       count(*) FILTER (WHERE state = 'standby') AS standby_keys
   FROM nile_auth.signing_keys;

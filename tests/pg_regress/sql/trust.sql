@@ -5,7 +5,8 @@
 SELECT t.id AS side FROM nile_auth.tenants t WHERE t.name = 'side project'
    AND EXISTS (SELECT FROM nile_auth.tenant_users tu JOIN nile_auth.users u ON u.id = tu.user_id
                 WHERE tu.tenant_id = t.id AND u.email = 'mary@clustify.dev') \gset
-SELECT kid AS kid, secret AS secret FROM nile_auth.signing_keys WHERE retired IS NULL ORDER BY created DESC LIMIT 1 \gset
+-- An HS256 key that still verifies (tokens.sql retired it), so SQL's HMAC can sign with it.
+SELECT kid AS kid, secret AS secret FROM nile_auth.signing_keys WHERE alg = 'HS256' AND state = 'retired' ORDER BY created DESC LIMIT 1 \gset
 SELECT id AS mary_id FROM nile_auth.users WHERE email = 'mary@clustify.dev' \gset
 SELECT id AS shaun_id FROM nile_auth.users WHERE email = 'shaun@clustify.dev' \gset
 SELECT id AS managed FROM nile_auth.tenants WHERE name = 'Managed Expenses' \gset

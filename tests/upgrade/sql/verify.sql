@@ -43,10 +43,33 @@ SELECT s.name, nile_auth.authenticate(s.value) = u.id AS verifies, test_kid.kid
  WHERE s.name LIKE '%\_token%'
  ORDER BY s.name;
 RESET nile.auth_token;
-SELECT array_agg(kid ORDER BY created) = ARRAY[(SELECT value FROM upgrade_fixture.facts WHERE name = 'first_kid'),
-                                                (SELECT value FROM upgrade_fixture.facts WHERE name = 'second_kid')]
-       AS same_keys, bool_and(retired IS NULL) AS both_active
-  FROM nile_auth.signing_keys;
+-- 0.1.0's keys are HS256 (issue 12): the newer keeps signing, the older is retired and still
+-- verifies; an ES256 standby is published for the switch.
+SELECT CASE kid WHEN (SELECT value FROM upgrade_fixture.facts WHERE name = 'first_kid') THEN 'first key'
+                WHEN (SELECT value FROM upgrade_fixture.facts WHERE name = 'second_kid') THEN 'second key'
+                ELSE 'new' END AS key, alg, state
+  FROM nile_auth.signing_keys ORDER BY created;
+SELECT alg_before_rotation FROM (SELECT convert_from(decode(rpad(translate(split_part(t, '.', 1), '-_', '+/'),
+                                  (length(split_part(t, '.', 1)) + 3) / 4 * 4, '='), 'base64'), 'utf8')::jsonb->>'alg'
+                             FROM (SELECT nile_auth.login('ben@upgrade.test', 'ben password 1')->'token'->>'jwt') x(t)) y(alg_before_rotation);
+-- Switching to ES256 logs nobody out: every token from before the update still verifies, and
+-- new tokens are ES256 with a session.
+SELECT nile_auth.rotate_signing_key() IS NOT NULL AS rotated_to_es256;
+SELECT s.name, nile_auth.authenticate(s.value) IS NOT NULL AS verifies_after_rotation
+  FROM upgrade_fixture.secrets s WHERE s.name LIKE '%\_token%' ORDER BY s.name;
+RESET nile.auth_token;
+SELECT nile_auth.login('ben@upgrade.test', 'ben password 1') AS ben_es \gset
+SELECT convert_from(decode(rpad(translate(split_part(:'ben_es'::jsonb->'token'->>'jwt', '.', 1), '-_', '+/'),
+       (length(split_part(:'ben_es'::jsonb->'token'->>'jwt', '.', 1)) + 3) / 4 * 4, '='), 'base64'), 'utf8')::jsonb->>'alg' AS new_alg,
+       nile_auth.refresh(:'ben_es'::jsonb->>'refreshToken')->>'id' = :'ben_es'::jsonb->>'id' AS refreshes;
+RESET nile.auth_token;
+SELECT alg, state FROM nile_auth.signing_keys ORDER BY created;
+-- A token from 0.1.0 has no session; logout('global') ends it too.
+SELECT value AS ben_old FROM upgrade_fixture.secrets WHERE name = 'ben_token_second_key' \gset
+SELECT nile_auth.authenticate(:'ben_old') IS NOT NULL AS ben_old_in;
+SELECT nile_auth.logout('global') >= 1 AS logged_out_everywhere;
+SELECT upgrade_fixture.try(format('SELECT nile_auth.authenticate(%L)', :'ben_old')) AS old_token_after_global_logout;
+RESET nile.auth_token;
 
 -- API keys still log in, keep their tenant, and a revoked one stays revoked.
 SELECT (nile_auth.login_with_api_key(value)->>'id')::uuid = (SELECT id FROM nile_auth.users WHERE email = 'ann@upgrade.test') AS ann_key
