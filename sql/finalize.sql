@@ -36,8 +36,8 @@ CREATE TRIGGER invalidate_backend_caches
 CREATE TRIGGER invalidate_backend_caches
     AFTER UPDATE OF deleted, deactivated, tokens_valid_after OR DELETE OR TRUNCATE ON nile_auth.users
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
--- A session that ends or goes (logout, revocation, deletion); a refresh, which only moves
--- `refreshed`, sends nothing.
+-- A session that ends or goes (logout, revocation, deletion); a refresh, which writes only
+-- refresh_tokens, sends nothing.
 CREATE TRIGGER invalidate_backend_caches
     AFTER UPDATE OF ended OR DELETE OR TRUNCATE ON nile_auth.sessions
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();

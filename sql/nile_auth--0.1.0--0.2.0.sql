@@ -489,7 +489,6 @@ CREATE TABLE nile_auth.sessions (
     api_key_id  uuid REFERENCES nile_auth.api_keys (id) ON DELETE CASCADE,
     refresh_key bytea NOT NULL,
     created     timestamptz NOT NULL DEFAULT now(),
-    refreshed   timestamptz NOT NULL DEFAULT now(),
     not_after   timestamptz NOT NULL,
     ended       timestamptz,
     end_reason  text CONSTRAINT sessions_end_reason_check
@@ -504,7 +503,7 @@ CREATE TABLE nile_auth.refresh_tokens (
     created    timestamptz NOT NULL DEFAULT now(),
     spent      timestamptz
 );
-CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id, created);
 REVOKE ALL ON nile_auth.sessions, nile_auth.refresh_tokens FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.sessions', '');
 SELECT pg_catalog.pg_extension_config_dump('nile_auth.refresh_tokens', '');

@@ -189,7 +189,6 @@ CREATE TABLE nile_auth.sessions (
     api_key_id  uuid REFERENCES nile_auth.api_keys (id) ON DELETE CASCADE,  -- opened with this API key
     refresh_key bytea NOT NULL,
     created     timestamptz NOT NULL DEFAULT now(),
-    refreshed   timestamptz NOT NULL DEFAULT now(),  -- idle timeout counts from here
     not_after   timestamptz NOT NULL,                -- created + nile_auth.session_max_age
     ended       timestamptz,
     end_reason  text CONSTRAINT sessions_end_reason_check
@@ -200,14 +199,15 @@ CREATE INDEX sessions_user_idx ON nile_auth.sessions (user_id) WHERE ended IS NU
 CREATE INDEX sessions_api_key_idx ON nile_auth.sessions (api_key_id) WHERE ended IS NULL AND api_key_id IS NOT NULL;
 
 -- Private: refresh tokens of live sessions, as SHA-256 only. A spent token stays to recognise
--- its reuse; the rows go when the session ends.
+-- its reuse; the rows go when the session ends. The newest row's `created` is the session's
+-- last refresh (the idle timeout counts from it): a refresh never writes the session row.
 CREATE TABLE nile_auth.refresh_tokens (
     token_hash bytea PRIMARY KEY,
     session_id uuid NOT NULL REFERENCES nile_auth.sessions (id) ON DELETE CASCADE,
     created    timestamptz NOT NULL DEFAULT now(),
     spent      timestamptz
 );
-CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_session_idx ON nile_auth.refresh_tokens (session_id, created);
 
 -- The JSON shape of a user (Nile's User object), one row per live user; tenants is the list of
 -- their live tenants' ids in id order (tenant ids are time-ordered, so roughly creation order;

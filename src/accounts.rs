@@ -82,6 +82,9 @@ fn login(email: Option<&str>, password: Option<&str>) -> JsonB {
             &[to_pg(user_id).into(), passwords::hash_password(password).or_raise().into()],
         );
     }
+    if !crate::sessions::still_valid(user_id) {
+        AuthError::InvalidCredentials.raise();
+    }
     record("login.succeeded", Some(user_id), None, Some(&user_id.to_string()), json!({}));
     signed_in(user_id, &stored_email, None, None)
 }

@@ -3,7 +3,7 @@
 //! bound to a tenant mints tokens limited to that tenant.
 
 use crate::audit::record;
-use crate::db::{from_pg, read_all, read_row, to_pg, write};
+use crate::db::{from_pg, read_all, read_row, to_pg, write, write_returning};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::require_verified;
 use crate::caller::{Caller, caller_and_scope};
@@ -147,7 +147,18 @@ fn login_with_api_key(key: Option<&str>) -> JsonB {
     let Some((Some(key_id), Some(user_id), email, tenant)) = row else {
         AuthError::InvalidApiKey.raise();
     };
-    write("UPDATE nile_auth.api_keys SET last_used = now() WHERE id = $1", &[to_pg(key_id).into()]);
+    // The key is re-read under its row lock: a revocation that committed since the lookup
+    // (which then ended the key's sessions) must not be followed by a new one.
+    let still_live = write_returning(
+        "UPDATE nile_auth.api_keys SET last_used = now() WHERE id = $1 AND revoked IS NULL RETURNING true",
+        &[to_pg(key_id).into()],
+        |row| row.get::<bool>(1),
+    )
+    .flatten()
+    .unwrap_or(false);
+    if !still_live || !crate::sessions::still_valid(user_id) {
+        AuthError::InvalidApiKey.raise();
+    }
     record("login.api_key", Some(user_id), tenant, Some(&user_id.to_string()), json!({"keyId": key_id}));
     crate::accounts::signed_in(user_id, &email, tenant, Some(key_id))
 }

@@ -62,7 +62,7 @@ fn delete_user(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     write("DELETE FROM nile_auth.credentials WHERE user_id = $1", &id);
     write("DELETE FROM nile_auth.one_time_tokens WHERE user_id = $1", &id);
     // Sessions first: their tokens stop verifying, and the API keys they came from go next.
-    write("DELETE FROM nile_auth.sessions WHERE user_id = $1", &id);
+    crate::sessions::delete_all(user);
     write("DELETE FROM nile_auth.api_keys WHERE user_id = $1", &id);
     // The persisted count only: clearing the shared count would outlive a rollback, and a
     // deleted account checks no password anyway.

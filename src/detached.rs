@@ -43,6 +43,8 @@ pub fn in_transaction(database: u32, f: impl FnOnce() + std::panic::UnwindSafe +
     BackgroundWorker::transaction(|| {
         Spi::run("SET LOCAL search_path = pg_catalog, pg_temp").expect("pin search_path");
         Spi::run("SET LOCAL lock_timeout = '2s'").expect("set lock_timeout");
+        // A database's own default must not cancel the write (the lock_timeout bounds the wait).
+        Spi::run("SET LOCAL statement_timeout = 0").expect("set statement_timeout");
         f();
     });
 }

@@ -126,8 +126,10 @@ pub fn verify_token(token: &str) -> Option<Verified> {
         Some(v) => v,
         None => {
             let verified = as_extension_owner(|| verify_uncached(token))?;
-            // A key or user change processed during verification makes this result stale already.
-            if EPOCH.get() != epoch {
+            // A key or user change processed during verification makes this result stale
+            // already; so does a transaction snapshot (REPEATABLE READ or SERIALIZABLE), which
+            // can predate a logout or revocation whose invalidation this backend has seen.
+            if EPOCH.get() != epoch || uses_transaction_snapshot() {
                 return Some(verified);
             }
             CACHE.with_borrow_mut(|(_, cache)| {
@@ -141,6 +143,12 @@ pub fn verify_token(token: &str) -> Option<Verified> {
     };
     LAST.set(Some((epoch, token.to_owned(), verified)));
     Some(verified)
+}
+
+/// Whether reads see the transaction's first snapshot rather than one per statement.
+pub fn uses_transaction_snapshot() -> bool {
+    // SAFETY: a backend-local global.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
 /// Inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, CLUSTER, REFRESH
@@ -354,14 +362,14 @@ mod tests {
     }
 
     #[pg_test]
-    fn retiring_a_key_drops_the_cached_identity() {
+    fn revoking_a_key_drops_the_cached_identity() {
         let token = signup_token("cache-key@example.com");
-        let old_kid = Spi::get_one::<String>("SELECT kid FROM nile_auth.signing_keys WHERE retired IS NULL").unwrap().unwrap();
+        let old_kid = Spi::get_one::<String>("SELECT kid FROM nile_auth.signing_keys WHERE state = 'current'").unwrap().unwrap();
         Spi::run_with_args("SELECT nile_auth.authenticate($1)", &[token.as_str().into()]).unwrap();
         assert!(identity().is_some(), "a fresh token is an identity");
         Spi::run("SELECT nile_auth.rotate_signing_key()").unwrap();
         assert!(identity().is_some(), "rotation alone keeps old tokens valid");
-        Spi::run_with_args("SELECT nile_auth.retire_signing_key($1)", &[old_kid.as_str().into()]).unwrap();
+        Spi::run_with_args("SELECT nile_auth.revoke_signing_key($1)", &[old_kid.as_str().into()]).unwrap();
         assert_eq!(identity(), None, "the cached verification must not outlive the key");
     }
 

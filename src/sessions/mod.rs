@@ -83,7 +83,8 @@ fn successor(key: &[u8], token: &str) -> String {
 
 fn store_refresh_token(token: &str, session: Uuid) {
     write(
-        "INSERT INTO nile_auth.refresh_tokens (token_hash, session_id) VALUES (sha256(convert_to($1, 'UTF8')), $2)",
+        "INSERT INTO nile_auth.refresh_tokens (token_hash, session_id, created)
+         VALUES (sha256(convert_to($1, 'UTF8')), $2, clock_timestamp())",
         &[token.into(), to_pg(session).into()],
     );
 }
@@ -93,8 +94,8 @@ fn store_refresh_token(token: &str, session: Uuid) {
 pub fn open(user: Uuid, email: &str, tenant: Option<Uuid>, api_key: Option<Uuid>) -> Map<String, Value> {
     let key = crate::random::bytes::<32>().or_raise();
     let (session, end) = write_returning(
-        "INSERT INTO nile_auth.sessions (user_id, tenant_id, api_key_id, refresh_key, not_after)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+        "INSERT INTO nile_auth.sessions (user_id, tenant_id, api_key_id, refresh_key, created, not_after)
+         VALUES ($1, $2, $3, $4, statement_timestamp(), statement_timestamp() + make_interval(secs => $5))
          RETURNING id, floor(extract(epoch FROM not_after))::bigint",
         &[
             to_pg(user).into(),
@@ -117,6 +118,23 @@ pub fn open(user: Uuid, email: &str, tenant: Option<Uuid>, api_key: Option<Uuid>
     fields
 }
 
+/// Whether `user` may still be given a session by a login that began at this statement: live,
+/// and no revocation (password change or reset, deactivation, logout('global')) since. The row
+/// is locked, so a revocation that commits meanwhile waits, and a login reading through an older
+/// snapshot (REPEATABLE READ) fails with 40001 instead of using a password that changed since.
+pub fn still_valid(user: Uuid) -> bool {
+    write_returning(
+        "SELECT true FROM nile_auth.users
+          WHERE id = $1 AND deleted IS NULL AND deactivated IS NULL
+            AND (tokens_valid_after IS NULL OR tokens_valid_after < statement_timestamp())
+            FOR SHARE",
+        &[to_pg(user).into()],
+        |row| row.get::<bool>(1),
+    )
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// A live session that may be renewed: not ended or expired, its user live and not locked by
 /// an administrator, its API key (if any) valid, its tenant (if any) still the user's.
 struct Renewable {
@@ -131,13 +149,16 @@ fn renewable(session: Uuid) -> Option<Renewable> {
     read_row(
         "SELECT s.user_id, u.email, s.tenant_id, s.refresh_key, floor(extract(epoch FROM s.not_after))::bigint
            FROM nile_auth.sessions s JOIN nile_auth.users u ON u.id = s.user_id
-          WHERE s.id = $1 AND s.ended IS NULL AND s.not_after > now()
-            AND s.refreshed > now() - make_interval(secs => $2)
+          WHERE s.id = $1 AND s.ended IS NULL AND s.not_after > statement_timestamp()
+            AND (SELECT max(rt.created) FROM nile_auth.refresh_tokens rt WHERE rt.session_id = s.id)
+                > statement_timestamp() - make_interval(secs => $2)
             AND u.deleted IS NULL AND u.deactivated IS NULL
-            AND NOT EXISTS (SELECT FROM nile_auth.credentials c WHERE c.user_id = s.user_id AND c.locked_until > now())
+            AND NOT EXISTS (SELECT FROM nile_auth.credentials c
+                             WHERE c.user_id = s.user_id AND c.locked_until > statement_timestamp())
             AND (s.api_key_id IS NULL OR EXISTS (
                   SELECT FROM nile_auth.api_keys k
-                   WHERE k.id = s.api_key_id AND k.revoked IS NULL AND (k.expires IS NULL OR k.expires > now())))
+                   WHERE k.id = s.api_key_id AND k.revoked IS NULL
+                     AND (k.expires IS NULL OR k.expires > statement_timestamp())))
             AND (s.tenant_id IS NULL OR EXISTS (
                   SELECT FROM nile_auth.tenant_users tu
                    WHERE tu.tenant_id = s.tenant_id AND tu.user_id = s.user_id AND tu.deleted IS NULL))",
@@ -176,7 +197,7 @@ fn refresh(refresh_token: Option<&str>) -> JsonB {
     let token = required(refresh_token, "refresh_token").or_raise();
     // Concurrent presentations queue on the row: the first spends it, the others see it spent.
     let spent_now = write_returning(
-        "UPDATE nile_auth.refresh_tokens SET spent = now()
+        "UPDATE nile_auth.refresh_tokens SET spent = clock_timestamp()
           WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND spent IS NULL RETURNING session_id",
         &[token.into()],
         |row| row.get::<pgrx::Uuid>(1),
@@ -186,12 +207,13 @@ fn refresh(refresh_token: Option<&str>) -> JsonB {
     if let Some(session) = spent_now {
         let live = renewable(session).unwrap_or_else(invalid);
         let next = successor(&live.key, token);
+        // The successor's row is the refresh's only trace: the session row is never written
+        // by a refresh, so no refresh holds a lock that ending the session would wait for.
         store_refresh_token(&next, session);
-        write("UPDATE nile_auth.sessions SET refreshed = now() WHERE id = $1", &[to_pg(session).into()]);
         return signed_in(session, &live, next);
     }
     let (session, within_interval, session_live) = read_row(
-        "SELECT rt.session_id, rt.spent >= now() - make_interval(secs => $2), s.ended IS NULL
+        "SELECT rt.session_id, rt.spent >= statement_timestamp() - make_interval(secs => $2), s.ended IS NULL
            FROM nile_auth.refresh_tokens rt JOIN nile_auth.sessions s ON s.id = rt.session_id
           WHERE rt.token_hash = sha256(convert_to($1, 'UTF8'))",
         &[token.into(), f64::from(REFRESH_REUSE_INTERVAL.get()).into()],
@@ -230,16 +252,24 @@ fn invalid<T>() -> T {
 }
 
 /// Ends sessions matching `filter` (SQL over `s`, with `$1` the user) and drops their refresh
-/// tokens; returns how many ended.
+/// tokens; returns how many ended. Never waits for a refresh in progress: a refresh locks only
+/// refresh_tokens rows, which are skipped (what it writes belongs to an ended session).
 fn end_where(filter: &str, mut args: Vec<pgrx::datum::DatumWithOid>, reason: EndReason) -> i64 {
+    // Before ALTER EXTENSION UPDATE there are no sessions to end (deactivation, a password
+    // reset or revoking an API key must still work then).
+    if !crate::db::schema_updated() {
+        return 0;
+    }
     let reason_arg = args.len() + 1;
     args.push(reason.as_str().into());
     write_returning(
         &format!(
             "WITH ended AS (
-                 UPDATE nile_auth.sessions s SET ended = now(), end_reason = ${reason_arg}
+                 UPDATE nile_auth.sessions s SET ended = clock_timestamp(), end_reason = ${reason_arg}
                   WHERE s.ended IS NULL AND {filter} RETURNING s.id),
-             dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE session_id IN (SELECT id FROM ended))
+             dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE token_hash IN (
+                             SELECT token_hash FROM nile_auth.refresh_tokens
+                              WHERE session_id IN (SELECT id FROM ended) FOR UPDATE SKIP LOCKED))
              SELECT count(*) FROM ended"
         ),
         &args,
@@ -252,6 +282,13 @@ fn end_where(filter: &str, mut args: Vec<pgrx::datum::DatumWithOid>, reason: End
 /// Ends every session of `user` (password change or reset, deactivation).
 pub fn end_all(user: Uuid, reason: EndReason) {
     end_where("s.user_id = $1", vec![to_pg(user).into()], reason);
+}
+
+/// Deletes every session of `user` and its refresh tokens (account deletion).
+pub fn delete_all(user: Uuid) {
+    if crate::db::schema_updated() {
+        write("DELETE FROM nile_auth.sessions WHERE user_id = $1", &[to_pg(user).into()]);
+    }
 }
 
 /// Ends the sessions an API key opened (it was revoked).
@@ -290,8 +327,8 @@ fn logout(scope: default!(Option<&str>, "'local'")) -> i64 {
     ended
 }
 
-const SESSION_JSON: &str = "jsonb_build_object('id', s.id, 'created', s.created, 'lastRefreshed', s.refreshed,
-        'expires', least(s.not_after, s.refreshed + make_interval(secs => $3)), 'tenantId', s.tenant_id,
+const SESSION_JSON: &str = "jsonb_build_object('id', s.id, 'created', s.created, 'lastRefreshed', r.last,
+        'expires', least(s.not_after, r.last + make_interval(secs => $3)), 'tenantId', s.tenant_id,
         'apiKeyId', s.api_key_id, 'current', s.id IS NOT DISTINCT FROM $2)";
 
 /// The current user's live sessions, oldest first (with a token limited to one tenant: that
@@ -303,8 +340,10 @@ fn list_sessions() -> SetOfIterator<'static, JsonB> {
     SetOfIterator::new(read_all::<JsonB>(
         &format!(
             "SELECT {SESSION_JSON} FROM nile_auth.sessions s
-              WHERE s.user_id = $1 AND s.ended IS NULL AND s.not_after > now()
-                AND s.refreshed > now() - make_interval(secs => $3)
+               CROSS JOIN LATERAL (SELECT max(rt.created) AS last FROM nile_auth.refresh_tokens rt
+                                    WHERE rt.session_id = s.id) r
+              WHERE s.user_id = $1 AND s.ended IS NULL AND s.not_after > statement_timestamp()
+                AND r.last > statement_timestamp() - make_interval(secs => $3)
                 AND ($4::uuid IS NULL OR s.tenant_id = $4)
               ORDER BY s.created, s.id"
         ),

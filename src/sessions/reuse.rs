@@ -34,7 +34,9 @@ pub extern "C-unwind" fn nile_auth_refresh_reuse_worker(_arg: pg_sys::Datum) {
             "WITH ended AS (
                  UPDATE nile_auth.sessions SET ended = pg_catalog.now(), end_reason = 'refresh_token_reused'
                   WHERE id = $1 AND ended IS NULL RETURNING user_id),
-             dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE session_id = $1)
+             dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE token_hash IN (
+                             SELECT token_hash FROM nile_auth.refresh_tokens
+                              WHERE session_id = $1 FOR UPDATE SKIP LOCKED))
              SELECT user_id FROM ended",
             &[id.into()],
         );

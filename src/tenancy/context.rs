@@ -188,8 +188,9 @@ fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     let (roles, cacheable) = probe_membership(user, tenant);
     let roles: Rc<[String]> = roles?.into();
     // An invalidation processed during the probe (its locks read the queue) may be the one
-    // that ended this membership: then the answer is used once and not kept.
-    if cacheable && MEMBERS_EPOCH.get() == epoch {
+    // that ended this membership: then the answer is used once and not kept. Nor is an answer
+    // read through a transaction snapshot, which may predate an ending already broadcast.
+    if cacheable && MEMBERS_EPOCH.get() == epoch && !crate::identity::uses_transaction_snapshot() {
         MEMBERS.with_borrow_mut(|(_, members)| {
             if members.len() >= MAX_CACHED_MEMBERSHIPS {
                 members.clear();

@@ -167,3 +167,60 @@ SET nile_auth.token_role_claim = 'clustify_web';
 SELECT test_util.jwt_part(nile_auth.login('sam@sessions.test', 'sam password 2')->'token'->>'jwt', 2)->>'role' AS role_claim;
 RESET nile_auth.token_role_claim;
 SELECT test_util.jwt_part(nile_auth.login('sam@sessions.test', 'sam password 2')->'token'->>'jwt', 2) ? 'role' AS role_claim_by_default;
+
+-- Attacks a review found against the first version; each succeeded then.
+\c - postgres
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=postgres',
+                      current_setting('unix_socket_directories'), current_setting('port'), current_database()));
+-- 1. A transaction's start time is the caller's choice: one opened long ago took a token spent
+--    since then as "within the interval", and got the live token of someone else's session.
+SELECT nile_auth.login('sam@sessions.test', 'sam password 2') AS victim \gset
+SELECT refresh->>'refreshToken' AS victim_next
+  FROM dblink('other', format('SELECT nile_auth.refresh(%L)', :'victim'::jsonb->>'refreshToken')) AS t(refresh jsonb) \gset
+BEGIN;
+SET LOCAL nile_auth.refresh_reuse_interval = 1;
+SELECT 1 AS transaction_started;
+SELECT refresh->>'id' = :'sam_id' AS victim_refreshed_again
+  FROM dblink('other', format('SELECT nile_auth.refresh(%L)', :'victim_next')) AS t(refresh jsonb);
+SELECT pg_sleep(1.5);
+SELECT test_util.try(format('SELECT nile_auth.refresh(%L)', :'victim'::jsonb->>'refreshToken')) AS old_transaction_reuse;
+COMMIT;
+SELECT end_reason FROM nile_auth.sessions WHERE id = (:'victim'::jsonb->>'sessionId')::uuid;
+-- 2. A refresh left open held the session row, so the worker that ends a session on reuse timed
+--    out: the thief kept the session. Refreshes no longer write the session row.
+SELECT nile_auth.login('sam@sessions.test', 'sam password 2') AS stolen \gset
+SELECT refresh->>'refreshToken' AS thief_next
+  FROM dblink('other', format('SELECT nile_auth.refresh(%L)', :'stolen'::jsonb->>'refreshToken')) AS t(refresh jsonb) \gset
+SELECT dblink_exec('other', 'BEGIN');
+SELECT refresh->>'id' = :'sam_id' AS thief_refresh_held_open
+  FROM dblink('other', format('SELECT nile_auth.refresh(%L)', :'thief_next')) AS t(refresh jsonb);
+SET nile_auth.refresh_reuse_interval = 1;
+SELECT pg_sleep(1.5);
+SELECT test_util.try(format('SELECT nile_auth.refresh(%L)', :'stolen'::jsonb->>'refreshToken')) AS owner_presents_spent_token;
+RESET nile_auth.refresh_reuse_interval;
+SELECT end_reason FROM nile_auth.sessions WHERE id = (:'stolen'::jsonb->>'sessionId')::uuid;
+SELECT dblink_exec('other', 'COMMIT');
+-- 3. A login through a snapshot older than a password change used the old password and got a
+--    session that outlived the change.
+SELECT nile_auth.login('sam@sessions.test', 'sam password 2')->'token'->>'jwt' AS sam2 \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) > 0 AS snapshot_taken FROM nile_auth.users;
+SELECT id = :'sam_id' AS sam_elsewhere FROM dblink('other', format('SELECT nile_auth.authenticate(%L)::text', :'sam2')) t(id text);
+SELECT changed->>'id' = :'sam_id' AS password_changed_elsewhere
+  FROM dblink('other', $$SELECT nile_auth.change_password('sam password 2', 'sam password 3')$$) t(changed jsonb);
+SELECT test_util.try($$SELECT nile_auth.login('sam@sessions.test', 'sam password 2')$$) AS login_with_changed_password;
+ROLLBACK;
+-- 4. Verifying through a REPEATABLE READ snapshot taken before a logout, after the backend had
+--    seen the logout's invalidation, cached the token as valid for later transactions too.
+SELECT nile_auth.login('sam@sessions.test', 'sam password 3') AS rr \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) > 0 AS snapshot_taken FROM nile_auth.users;
+SELECT id = :'sam_id' AS rr_elsewhere FROM dblink('other', format('SELECT nile_auth.authenticate(%L)::text', :'rr'::jsonb->'token'->>'jwt')) t(id text);
+SELECT ended AS logged_out_elsewhere FROM dblink('other', 'SELECT nile_auth.logout()') t(ended bigint);
+LOCK TABLE test_util.tokens IN ACCESS SHARE MODE;  -- any lock reads the invalidation queue
+SELECT nile_auth.authenticate(:'rr'::jsonb->'token'->>'jwt') IS NOT NULL AS valid_in_the_old_snapshot;
+COMMIT;
+SELECT nile_auth.user_id() IS NULL AS logged_out_after_commit;
+RESET nile.auth_token;
+SELECT dblink_exec('other', 'RESET nile.auth_token');
+SELECT dblink_disconnect('other');

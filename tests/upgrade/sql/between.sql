@@ -14,3 +14,6 @@ SELECT nile_auth.set_tenant(id) IS NOT NULL AS in_acme FROM nile_auth.tenants WH
 SELECT item FROM shop.orders ORDER BY item;
 SELECT jsonb_array_length(nile_auth.me()->'tenants') AS ann_tenants;
 \c - postgres
+-- Revoking an API key still works in this window (0.2.0 would also end the key's sessions,
+-- which do not exist yet).
+SELECT nile_auth.revoke_api_key(id) AS revoke_works_before_update FROM nile_auth.api_keys WHERE name = 'old laptop';
