@@ -1,9 +1,10 @@
-//! Who the session is: a token verified against the signing keys and the user's state, kept in
-//! the setting `nile.auth_token`. Identity is always derived from the token; nothing a client
+//! Who the session is: a token verified against the signing keys, the user's state and its
+//! session's, kept in the setting `nile.auth_token`. Identity is always derived from the token; nothing a client
 //! types into a setting is believed without verification.
 //!
 //! Verified tokens are cached per backend, keyed by the token text. The cache is dropped when a
-//! signing key or a user's security state changes in any backend (see `invalidation`).
+//! signing key or a user's security state changes, or a session ends, in any backend (see
+//! `invalidation`).
 
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
