@@ -14,7 +14,7 @@ use crate::tokens::{self, LEEWAY_SECONDS, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use crate::cache::ClockCache;
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
@@ -23,13 +23,13 @@ use uuid::Uuid;
 const WATCHED_TABLES: &str = "SELECT array_remove(ARRAY[to_regclass('nile_auth.signing_keys')::oid, to_regclass('nile_auth.users')::oid,
                                                          to_regclass('nile_auth.sessions')::oid], NULL)";
 const WATCHED_COUNT: usize = 3;
-/// A bound on the cache so a client cycling through tokens cannot grow a backend without limit.
-const MAX_CACHED_TOKENS: usize = 1024;
 
 thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(0) };
     static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
-    static CACHE: RefCell<(u64, HashMap<String, Verified>)> = RefCell::new((0, HashMap::new()));
+    /// Bounded by nile_auth.token_cache_size, so a client cycling through tokens cannot grow a
+    /// backend without limit; when full, the least recently used give way (`cache`).
+    static CACHE: RefCell<(u64, ClockCache<str, Verified>)> = RefCell::new((0, ClockCache::new()));
     /// The last token looked up: (epoch, text, result).
     static LAST: RefCell<Option<(u64, String, Verified)>> = const { RefCell::new(None) };
     static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -133,12 +133,8 @@ pub fn verify_token(token: &str) -> Option<Verified> {
             if EPOCH.get() != epoch || uses_transaction_snapshot() {
                 return Some(verified);
             }
-            CACHE.with_borrow_mut(|(_, cache)| {
-                if cache.len() >= MAX_CACHED_TOKENS {
-                    cache.clear();
-                }
-                cache.insert(token.to_owned(), verified);
-            });
+            let capacity = usize::try_from(crate::settings::TOKEN_CACHE_SIZE.get()).unwrap_or(0);
+            CACHE.with_borrow_mut(|(_, cache)| cache.insert(std::rc::Rc::from(token), verified, capacity));
             verified
         }
     };

@@ -15,6 +15,7 @@ mod accounts;
 mod admin;
 mod apikeys;
 mod audit;
+mod cache;
 mod caller;
 mod db;
 mod deletion;

@@ -11,7 +11,7 @@ use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_s
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use crate::cache::ClockCache;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -25,11 +25,10 @@ thread_local! {
     /// bumps the epoch, so the map is dropped before this backend's next transaction uses it: a
     /// removed member loses access, and a demoted one their role, at their next transaction
     /// without a probe in every transaction.
-    static MEMBERS: RefCell<(u64, HashMap<(Uuid, Uuid), Rc<[String]>>)> = RefCell::new((0, HashMap::new()));
+    /// Bounded by nile_auth.membership_cache_size; when full, the least recently used give way.
+    static MEMBERS: RefCell<(u64, ClockCache<(Uuid, Uuid), Rc<[String]>>)> = RefCell::new((0, ClockCache::new()));
     static MEMBERS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
-/// A bound on the map, so a backend serving many users and tenants stays small.
-const MAX_CACHED_MEMBERSHIPS: usize = 4096;
 
 /// The user's roles in a live tenant they are a live member of; `None` if not a member.
 pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
@@ -191,12 +190,8 @@ fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     // that ended this membership: then the answer is used once and not kept. Nor is an answer
     // read through a transaction snapshot, which may predate an ending already broadcast.
     if cacheable && MEMBERS_EPOCH.get() == epoch && !crate::identity::uses_transaction_snapshot() {
-        MEMBERS.with_borrow_mut(|(_, members)| {
-            if members.len() >= MAX_CACHED_MEMBERSHIPS {
-                members.clear();
-            }
-            members.insert((user, tenant), roles.clone());
-        });
+        let capacity = usize::try_from(crate::settings::MEMBERSHIP_CACHE_SIZE.get()).unwrap_or(0);
+        MEMBERS.with_borrow_mut(|(_, members)| members.insert(Rc::new((user, tenant)), roles.clone(), capacity));
     }
     Some(roles)
 }
