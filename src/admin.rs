@@ -9,7 +9,7 @@ use crate::identity::require_account_user;
 use crate::passwords;
 use crate::one_time_tokens::{self, PASSWORD_RESET};
 use crate::caller::{Caller, account_caller, require_trusted_backend};
-use crate::sessions::EndReason;
+use crate::sessions::{EndReason, revoke_all};
 use pgrx::JsonB;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -67,19 +67,13 @@ pub(crate) fn authorize_account_admin(user: Uuid) -> Option<Uuid> {
     Some(me)
 }
 
-/// Ends every session of `user` and every token issued before now.
-fn revoke_tokens(user: Uuid, reason: EndReason) {
-    write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
-    crate::sessions::end_all(user, reason);
-}
-
 fn store_password(user: Uuid, new_password: &str) {
     passwords::check_password_policy(new_password, crate::users::min_password_chars()).or_raise();
     write(
         "UPDATE nile_auth.credentials SET password_hash = $2, updated = now() WHERE user_id = $1",
         &[to_pg(user).into(), passwords::hash_password(new_password).or_raise().into()],
     );
-    revoke_tokens(user, EndReason::PasswordChanged);
+    revoke_all(user, EndReason::PasswordChanged);
 }
 
 #[pg_extern(security_definer, volatile)]
@@ -88,7 +82,7 @@ fn deactivate_user(user_id: Option<pgrx::Uuid>) -> bool {
     let user = from_pg(required(user_id, "user_id").or_raise());
     let actor = authorize_account_admin(user);
     write("UPDATE nile_auth.users SET deactivated = now(), updated = now() WHERE id = $1 AND deactivated IS NULL", &[to_pg(user).into()]);
-    revoke_tokens(user, EndReason::Deactivated);
+    revoke_all(user, EndReason::Deactivated);
     record("user.deactivated", actor, None, Some(&user.to_string()), json!({}));
     true
 }

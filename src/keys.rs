@@ -23,8 +23,10 @@ pub fn current_signing_key() -> SigningKey {
         "SELECT kid, alg, secret FROM nile_auth.signing_keys WHERE state = 'current'",
         &[],
         |row| {
+            let kid = row.get::<String>(1)?.unwrap_or_default();
             let alg = row.get::<String>(2)?.as_deref().and_then(Alg::parse);
-            Ok(alg.map(|alg| SigningKey { kid: row.get(1).ok().flatten().unwrap_or_default(), alg, private: row.get(3).ok().flatten().unwrap_or_default() }))
+            let private = row.get::<Vec<u8>>(3)?.unwrap_or_default();
+            Ok(alg.map(|alg| SigningKey { kid, alg, private }))
         },
     )
     .flatten()

@@ -34,6 +34,7 @@ const MAX_CHAIN: usize = 16;
 pub enum EndReason {
     Logout,
     Revoked,
+    RefreshTokenReused,
     PasswordChanged,
     Deactivated,
     ApiKeyRevoked,
@@ -44,6 +45,7 @@ impl EndReason {
         match self {
             EndReason::Logout => "logout",
             EndReason::Revoked => "revoked",
+            EndReason::RefreshTokenReused => "refresh_token_reused",
             EndReason::PasswordChanged => "password_changed",
             EndReason::Deactivated => "deactivated",
             EndReason::ApiKeyRevoked => "api_key_revoked",
@@ -279,9 +281,12 @@ fn end_where(filter: &str, mut args: Vec<pgrx::datum::DatumWithOid>, reason: End
     .unwrap_or(0)
 }
 
-/// Ends every session of `user` (password change or reset, deactivation).
-pub fn end_all(user: Uuid, reason: EndReason) {
-    end_where("s.user_id = $1", vec![to_pg(user).into()], reason);
+/// Ends every session of `user` and every token issued before now, including tokens minted
+/// before sessions existed (no sid), which only time ends: password change or reset,
+/// deactivation, logout('global'). Returns how many sessions ended.
+pub fn revoke_all(user: Uuid, reason: EndReason) -> i64 {
+    write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
+    end_where("s.user_id = $1", vec![to_pg(user).into()], reason)
 }
 
 /// Deletes every session of `user` and its refresh tokens (account deletion).
@@ -312,14 +317,13 @@ fn logout(scope: default!(Option<&str>, "'local'")) -> i64 {
             Some(sid) => end_where("s.user_id = $1 AND s.id = $2", vec![to_pg(user).into(), sid.into()], EndReason::Logout),
             None => 0,
         },
-        "others" | "global" => {
+        "others" => {
             require_account_user().or_raise();
-            if scope == "global" {
-                // Tokens minted before sessions existed carry no sid: end them by time.
-                write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
-            }
-            let keep = if scope == "others" { sid } else { None };
-            end_where("s.user_id = $1 AND s.id IS DISTINCT FROM $2", vec![to_pg(user).into(), keep.into()], EndReason::Logout)
+            end_where("s.user_id = $1 AND s.id IS DISTINCT FROM $2", vec![to_pg(user).into(), sid.into()], EndReason::Logout)
+        }
+        "global" => {
+            require_account_user().or_raise();
+            revoke_all(user, EndReason::Logout)
         }
         _ => AuthError::InvalidParameter("scope must be 'local', 'others' or 'global'".into()).raise(),
     };

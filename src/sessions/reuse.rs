@@ -5,7 +5,7 @@
 
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{JsonB, pg_sys};
+use pgrx::pg_sys;
 use uuid::Uuid;
 
 /// Ends `session` and writes the audit entry, committed whatever the caller does next. Without
@@ -29,26 +29,16 @@ pub extern "C-unwind" fn nile_auth_refresh_reuse_worker(_arg: pg_sys::Datum) {
         return;
     };
     crate::detached::in_transaction(database, || {
-        let id = pgrx::Uuid::from_bytes(*session.as_bytes());
-        let user = Spi::get_one_with_args::<pgrx::Uuid>(
-            "WITH ended AS (
-                 UPDATE nile_auth.sessions SET ended = pg_catalog.now(), end_reason = 'refresh_token_reused'
-                  WHERE id = $1 AND ended IS NULL RETURNING user_id),
-             dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE token_hash IN (
-                             SELECT token_hash FROM nile_auth.refresh_tokens
-                              WHERE session_id = $1 FOR UPDATE SKIP LOCKED))
-             SELECT user_id FROM ended",
-            &[id.into()],
-        );
-        if let Ok(Some(user)) = user {
-            let _ = Spi::run_with_args(
-                // No actor: whoever presented the token may not be the user.
-                "INSERT INTO nile_auth.audit_log (event, target, details) VALUES ('session.refresh_token_reused', $1, $2)",
-                &[
-                    Uuid::from_bytes(*user.as_bytes()).to_string().into(),
-                    JsonB(serde_json::json!({"sessionId": session})).into(),
-                ],
-            );
+        let Some(user) = crate::db::read_one::<pgrx::Uuid>(
+            "SELECT user_id FROM nile_auth.sessions WHERE id = $1",
+            &[crate::db::to_pg(session).into()],
+        ) else {
+            return;
+        };
+        if super::end_where("s.id = $1", vec![crate::db::to_pg(session).into()], super::EndReason::RefreshTokenReused) > 0 {
+            // No actor: whoever presented the token may not be the user.
+            let user = crate::db::from_pg(user).to_string();
+            crate::audit::record("session.refresh_token_reused", None, None, Some(&user), serde_json::json!({"sessionId": session}));
         }
     });
 }
