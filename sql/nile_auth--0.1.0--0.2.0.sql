@@ -63,7 +63,7 @@ VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_wrapper';
 -- Tokens limited to one tenant (tenant API keys) do nothing outside it (issue 10, class 5): the
 -- built-in tables show such a token only its tenant, its members and its own membership there.
 CREATE FUNCTION nile_auth._token_tenant() RETURNS uuid
-STABLE PARALLEL RESTRICTED STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'token_tenant_sql_wrapper';
+STABLE PARALLEL SAFE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'token_tenant_sql_wrapper';
 CREATE OR REPLACE FUNCTION nile_auth._my_tenant_ids() RETURNS uuid[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(array_agg(tu.tenant_id), '{}')
@@ -362,7 +362,7 @@ CREATE FUNCTION nile_auth.has_role(
     "role" TEXT,
     "tenant_id" uuid DEFAULT NULL
 ) RETURNS bool
-STABLE PARALLEL RESTRICTED
+STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'has_role_wrapper';
 
@@ -526,7 +526,7 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'add_signing_key_wrapper';
 
 CREATE FUNCTION nile_auth.claims() RETURNS jsonb
-STRICT STABLE PARALLEL RESTRICTED 
+STRICT STABLE PARALLEL SAFE 
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'claims_sql_wrapper';
 
@@ -599,3 +599,11 @@ GRANT EXECUTE ON FUNCTION nile_auth.list_signing_keys() TO nile_auth_admin;
 -- The ES256 key that rotate_signing_key() will make current, published from now on.
 SELECT nile_auth._add_signing_key('ES256', 'standby');
 
+
+-- Issue 13: the identity and tenant checks are parallel safe. In a parallel plan every process
+-- verifies against the statement's snapshot and start time, so workers and their leader agree
+-- (src/identity/verify.rs), and a large tenant's scan gets the parallel plan a hand-written
+-- query gets.
+ALTER FUNCTION nile_auth.user_id() PARALLEL SAFE;
+ALTER FUNCTION nile_auth.tenant_id() PARALLEL SAFE;
+ALTER FUNCTION nile_auth.is_trusted_backend() PARALLEL SAFE;

@@ -36,32 +36,25 @@ pub fn current_signing_key() -> SigningKey {
     })
 }
 
-/// The verifying half of a key that may still verify tokens (current or retired), or `None` if
-/// the kid is unknown, standby or revoked. Callers hold the extension owner's rights.
-pub fn verifying_key(kid: &str) -> Option<VerifyingKey> {
-    if !crate::db::schema_updated() {
-        // 0.1.0's table: HS256 secrets, verifying while `retired` is NULL.
-        return read_row_prepared(
-            "SELECT secret FROM nile_auth.signing_keys WHERE kid = $1 AND retired IS NULL",
-            &[kid.into()],
-            |row| row.get::<Vec<u8>>(1),
-        )
-        .flatten()
-        .map(|material| VerifyingKey { alg: Alg::Hs256, material, retired_at: None });
-    }
+/// The verifying key `kid` from 0.1.0's table (HS256 secrets, verifying while `retired` is
+/// NULL), between a package upgrade and ALTER EXTENSION UPDATE; `identity::verify` reads the
+/// current table. Callers hold the extension owner's rights.
+pub fn legacy_verifying_key(kid: &str) -> Option<VerifyingKey> {
     read_row_prepared(
-        "SELECT alg, COALESCE(public_key, secret),
-                CASE WHEN state = 'retired' THEN extract(epoch FROM retired)::bigint END
-           FROM nile_auth.signing_keys WHERE kid = $1 AND state IN ('current', 'retired')",
+        "SELECT secret FROM nile_auth.signing_keys WHERE kid = $1 AND retired IS NULL",
         &[kid.into()],
-        |row| {
-            let alg = row.get::<String>(1)?.as_deref().and_then(Alg::parse);
-            let material = row.get::<Vec<u8>>(2)?.unwrap_or_default();
-            let retired_at = row.get::<i64>(3)?.map(|s| s.max(0) as u64 + RETIRE_GRACE_SECONDS);
-            Ok(alg.map(|alg| VerifyingKey { alg, material, retired_at }))
-        },
+        |row| row.get::<Vec<u8>>(1),
     )
     .flatten()
+    .map(|material| VerifyingKey { alg: Alg::Hs256, material, retired_at: None })
+}
+
+/// When a key retired at `retired` (a timestamptz, microseconds since 2000) stops verifying
+/// tokens issued after it: Unix seconds, rounded, plus the grace.
+pub fn retired_grace_end(retired: i64) -> u64 {
+    const POSTGRES_EPOCH_SECONDS: i64 = 946_684_800;
+    let seconds = (retired + 500_000).div_euclid(1_000_000) + POSTGRES_EPOCH_SECONDS;
+    seconds.max(0) as u64 + RETIRE_GRACE_SECONDS
 }
 
 fn parse_alg(alg: &str) -> Alg {

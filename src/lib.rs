@@ -31,6 +31,7 @@ mod one_time_tokens;
 mod passwords;
 mod policies;
 mod privilege;
+mod probe;
 mod random;
 mod sessions;
 mod settings;
@@ -82,8 +83,7 @@ fn uuid_generate_v7() -> pgrx::Uuid {
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     lockout::init();
-    identity::register_invalidation_callback();
-    tenancy::context::register_invalidation_callback();
+    probe::register_invalidation_callback();
 }
 
 /// Required by `cargo pgrx test`.

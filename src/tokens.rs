@@ -78,6 +78,7 @@ pub struct SigningKey {
 
 /// A key that verifies: the HS256 secret, or the raw public key (the uncompressed P-256 point,
 /// or the 32 bytes of an Ed25519 key).
+#[derive(Clone)]
 pub struct VerifyingKey {
     pub alg: Alg,
     pub material: Vec<u8>,

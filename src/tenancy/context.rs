@@ -8,10 +8,11 @@ use crate::db::{from_pg, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
-use pgrx::pg_sys;
+use crate::cache::EpochCache;
+use crate::probe::{self, TENANT_USERS};
+use pgrx::datum::IntoDatum;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
-use crate::cache::ClockCache;
+use std::cell::RefCell;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -21,13 +22,12 @@ const ADMIN_ROLES: [&str; 2] = ["owner", "admin"];
 thread_local! {
     /// Live memberships (user, tenant) a probe has confirmed, with their roles, kept across
     /// transactions. Any change that can end a membership or change its roles broadcasts an
-    /// invalidation of tenant_users (sql/finalize.sql, `invalidation`), and the callback below
-    /// bumps the epoch, so the map is dropped before this backend's next transaction uses it: a
+    /// invalidation of tenant_users (sql/finalize.sql, `invalidation`), which moves its epoch
+    /// (`probe`), so the map is dropped before this backend's next transaction uses it: a
     /// removed member loses access, and a demoted one their role, at their next transaction
     /// without a probe in every transaction.
     /// Bounded by nile_auth.membership_cache_size; when full, the least recently used give way.
-    static MEMBERS: RefCell<(u64, ClockCache<(Uuid, Uuid), Rc<[String]>>)> = RefCell::new((0, ClockCache::new()));
-    static MEMBERS_EPOCH: Cell<u64> = const { Cell::new(0) };
+    static MEMBERS: RefCell<EpochCache<(Uuid, Uuid), Rc<[String]>>> = RefCell::new(EpochCache::new());
 }
 
 /// The user's roles in a live tenant they are a live member of; `None` if not a member.
@@ -41,159 +41,50 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
     })
 }
 
-/// The roles of `user`'s live membership in `tenant` (`None`: not a live member), and whether
-/// the answer may be cached: one probe of tenant_users' primary key, instead of an SPI query
-/// (SPI's executor setup was most of the cost in bench arm 3). Reading the heap directly needs no privilege switch. A deleted
-/// tenant's memberships are ended by a trigger (sql/finalize.sql), so the membership row alone
-/// decides.
-///
-/// The probe reads with a snapshot taken now, not the statement's: an invalidation this backend
-/// has already processed belongs to a commit that snapshot sees, so a cached answer can never
-/// predate an invalidation that was meant to drop it. In parallel mode no new snapshot may be
-/// taken; the statement's is used and the answer is not cached.
-fn probe_membership(user: Uuid, tenant: Uuid) -> (Option<Vec<String>>, bool) {
-    use pgrx::datum::{FromDatum, IntoDatum};
-    let Some(TenantUsers { relid, index_oid, deleted_attnum, roles_attnum }) = tenant_users_catalog() else {
-        return (None, false);
-    };
-    // SAFETY: called during query execution inside a transaction; every snapshot, open, scan
-    // and slot below is released before returning, and an error midway is cleaned up by
-    // transaction abort like any executor scan.
-    unsafe {
-        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
-        let rel = pg_sys::table_open(relid, lock);
-        let index = pg_sys::index_open(index_oid, lock);
-        let cacheable = !pg_sys::IsInParallelMode();
-        let snapshot = if cacheable {
-            pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot())
-        } else if pg_sys::ActiveSnapshotSet() {
-            pg_sys::RegisterSnapshot(pg_sys::GetActiveSnapshot())
-        } else {
-            pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot())
-        };
-        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
-        let key_values = [to_pg(tenant).into_datum(), to_pg(user).into_datum()];
-        for (i, value) in key_values.into_iter().enumerate() {
-            pg_sys::ScanKeyInit(
-                &mut keys[i],
-                (i + 1) as pg_sys::AttrNumber,
-                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-                pg_sys::Oid::from(pg_sys::F_UUID_EQ),
-                value.unwrap_or(pg_sys::Datum::from(0)),
-            );
-        }
-        let scan = pg_sys::index_beginscan(rel, index, snapshot, 2, 0);
-        pg_sys::index_rescan(scan, keys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let mut live = None;
-        let mut own_write = false;
-        let last_attnum = deleted_attnum.max(roles_attnum);
-        while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-            if ((*slot).tts_nvalid as i32) < last_attnum as i32 {
-                pg_sys::slot_getsomeattrs_int(slot, last_attnum as i32);
-            }
-            if *(*slot).tts_isnull.add(deleted_attnum as usize - 1) {
-                // A row this transaction wrote (an accepted invitation, a membership added
-                // again) may yet roll back, and an INSERT sends no invalidation: use it, never
-                // cache it.
-                let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
-                own_write = pg_sys::TransactionIdIsCurrentTransactionId((*(*tuple).t_data).t_choice.t_heap.t_xmin);
-                let at = roles_attnum as usize - 1;
-                // Copied out (detoasted) while the slot still holds the tuple.
-                live = Some(
-                    Vec::<String>::from_datum(*(*slot).tts_values.add(at), *(*slot).tts_isnull.add(at)).unwrap_or_default(),
-                );
-                break;
-            }
-        }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::index_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        (live, cacheable && !own_write)
-    }
-}
-
-/// Where tenant_users lives, looked up once per backend: three catalog lookups saved on each
-/// membership probe. Dropped with the memberships when tenant_users' relcache entry is
-/// invalidated (DROP/CREATE EXTENSION gives it a new OID).
-#[derive(Clone, Copy)]
-struct TenantUsers {
-    relid: pg_sys::Oid,
-    index_oid: pg_sys::Oid,
-    deleted_attnum: pg_sys::AttrNumber,
-    roles_attnum: pg_sys::AttrNumber,
-}
-
-thread_local! {
-    static TENANT_USERS: Cell<Option<TenantUsers>> = const { Cell::new(None) };
-}
-
-fn tenant_users_catalog() -> Option<TenantUsers> {
-    if let Some(found) = TENANT_USERS.get() {
-        return Some(found);
-    }
-    // SAFETY: catalog lookups by name inside a transaction.
-    let found = unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"nile_auth".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(c"tenant_users".as_ptr(), namespace);
-        if relid == pg_sys::InvalidOid {
-            return None;
-        }
-        let deleted_attnum = pg_sys::get_attnum(relid, c"deleted".as_ptr());
-        let roles_attnum = pg_sys::get_attnum(relid, c"roles".as_ptr());
-        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let index_oid = pg_sys::RelationGetPrimaryKeyIndex(rel);
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        if deleted_attnum <= 0 || roles_attnum <= 0 || index_oid == pg_sys::InvalidOid {
-            return None;
-        }
-        TenantUsers { relid, index_oid, deleted_attnum, roles_attnum }
-    };
-    TENANT_USERS.set(Some(found));
-    Some(found)
-}
-
-/// Relcache callback: runs while invalidation messages are processed, so it only drops plain
-/// values (no catalog access is allowed here). Before tenant_users' OID is known, any
-/// invalidation counts, so none can slip past while it is being looked up.
-#[pg_guard]
-unsafe extern "C-unwind" fn forget_tenant_users(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if relid == pg_sys::InvalidOid || TENANT_USERS.get().is_none_or(|t| relid == t.relid) {
-        TENANT_USERS.set(None);
-        MEMBERS_EPOCH.set(MEMBERS_EPOCH.get().wrapping_add(1));
-    }
-}
-
-pub fn register_invalidation_callback() {
-    // SAFETY: called once from _PG_init on the main thread.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_tenant_users), pg_sys::Datum::from(0)) };
-}
-
-/// The roles of `user`'s live membership in `tenant`, or `None`: from the cache, else probed.
+/// The roles of `user`'s live membership in `tenant`, or `None`: from the cache, else read from
+/// tenant_users' primary key (`probe`). A deleted tenant's memberships are ended by a trigger
+/// (sql/finalize.sql), so the membership row alone decides.
 fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
-    let epoch = MEMBERS_EPOCH.get();
-    let hit = MEMBERS.with_borrow_mut(|(seen, members)| {
-        if *seen != epoch {
-            members.clear();
-            *seen = epoch;
-        }
-        members.get(&(user, tenant)).cloned()
-    });
-    if hit.is_some() {
-        return hit;
+    if probe::in_parallel_mode() {
+        return member_roles_in_statement(user, tenant);
     }
-    let (roles, cacheable) = probe_membership(user, tenant);
-    let roles: Rc<[String]> = roles?.into();
+    let epoch = probe::epoch(&TENANT_USERS);
+    if let Some(hit) = MEMBERS.with_borrow_mut(|m| m.get(epoch, &(user, tenant))) {
+        return Some(hit);
+    }
+    let probe::Probe { found, cacheable } = probe_membership(user, tenant)?;
+    let roles: Rc<[String]> = found?.into();
     // An invalidation processed during the probe (its locks read the queue) may be the one
     // that ended this membership: then the answer is used once and not kept. Nor is an answer
     // read through a transaction snapshot, which may predate an ending already broadcast.
-    if cacheable && MEMBERS_EPOCH.get() == epoch && !crate::identity::uses_transaction_snapshot() {
+    if cacheable && probe::epoch(&TENANT_USERS) == epoch && !crate::identity::uses_transaction_snapshot() {
         let capacity = usize::try_from(crate::settings::MEMBERSHIP_CACHE_SIZE.get()).unwrap_or(0);
-        MEMBERS.with_borrow_mut(|(_, members)| members.insert(Rc::new((user, tenant)), roles.clone(), capacity));
+        MEMBERS.with_borrow_mut(|m| m.insert(epoch, (user, tenant), roles.clone(), capacity));
     }
     Some(roles)
+}
+
+fn probe_membership(user: Uuid, tenant: Uuid) -> Option<probe::Probe<Vec<String>>> {
+    let key = [to_pg(tenant).into_datum()?, to_pg(user).into_datum()?];
+    probe::probe(&TENANT_USERS, &key, |row| row.is_null(0).then(|| row.get::<Vec<String>>(1).unwrap_or_default()))
+}
+
+thread_local! {
+    static IN_STATEMENT: RefCell<Option<(probe::Statement, (Uuid, Uuid), Option<Rc<[String]>>)>> = const { RefCell::new(None) };
+}
+
+/// In parallel mode, the membership as the statement's snapshot shows it, read once per
+/// statement and process, never from the cache: so a worker and its leader agree (see
+/// `identity::verify`).
+fn member_roles_in_statement(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
+    let statement = probe::Statement::current();
+    let memo = IN_STATEMENT.with_borrow(|m| m.as_ref().filter(|(s, k, _)| *s == statement && *k == (user, tenant)).map(|m| m.2.clone()));
+    if let Some(answer) = memo {
+        return answer;
+    }
+    let answer: Option<Rc<[String]>> = probe_membership(user, tenant).and_then(|p| p.found).map(Into::into);
+    IN_STATEMENT.set(Some((statement, (user, tenant), answer.clone())));
+    answer
 }
 
 fn not_a_member(user: Uuid, tenant: Uuid) -> AuthError {
@@ -238,7 +129,7 @@ fn require_tenant_id_sql() -> pgrx::Uuid {
 
 /// The current tenant, or NULL. Used by every tenant isolation policy, so it stays cheap: a
 /// setting read, and for end users a cached membership (see `MEMBERS`).
-#[pg_extern(stable, parallel_restricted, name = "tenant_id")]
+#[pg_extern(stable, parallel_safe, name = "tenant_id")]
 fn tenant_id_sql() -> Option<pgrx::Uuid> {
     current_tenant().or_raise().map(to_pg)
 }
@@ -248,7 +139,7 @@ fn tenant_id_sql() -> Option<pgrx::Uuid> {
 /// tenant, outside a tenant API key's tenant, or for a non-member. Cached with the membership
 /// (see `MEMBERS`), so a policy pays a hash lookup per call. 28000 without a verified identity,
 /// as for tenant_id().
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_safe)]
 fn has_role(role: Option<&str>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     let role = required(role, "role").or_raise();
     caller_holds_role(role, tenant_id.map(from_pg)).or_raise()
@@ -273,7 +164,7 @@ fn caller_holds_role(role: &str, tenant: Option<Uuid>) -> AuthResult<bool> {
 }
 
 /// True for a trusted application backend session (see module docs).
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_safe)]
 fn is_trusted_backend() -> bool {
     matches!(caller(), Ok(Caller::TrustedBackend))
 }

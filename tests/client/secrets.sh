@@ -42,6 +42,7 @@ check "no password or token from a failed call in the server log" "0" "$(in_log 
 check "the control: another error's statement is logged" "1" "$(in_log "STATEMENT: .*control-$marker")"
 
 # set_context with bind parameters (pgbench -M extended binds :token and :tenant).
+# (A token's last 40 characters are its signature: its header is the same for every token of a key.)
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
 printf 'BEGIN;\nSELECT nile_auth.set_context(:token, :tenant::uuid) IS NOT NULL, pg_sleep(3);\nCOMMIT;\n' >"$script"
@@ -55,7 +56,7 @@ for _ in $(seq 50); do
 done
 wait "$bench" || { cat "$script.out"; exit 1; }
 check "another session of the role sees the parameterised call" "SELECT nile_auth.set_context(\$1, \$2::uuid) IS NOT NULL, pg_sleep(3);" "$seen"
-check "... and not the token" "0" "$(printf '%s' "$seen" | grep -c "${token:0:40}" || true)"
+check "... and not the token" "0" "$(printf '%s' "$seen" | grep -c "${token: -40}" || true)"
 check "set_context ran and committed" "yes" "$(grep -q 'number of transactions actually processed: 1' "$script.out" && echo yes)"
-check "the token is in no log line" "0" "$(in_log "${token:0:40}")"
+check "the token is in no log line" "0" "$(in_log "${token: -40}")"
 rm -f "$script.out"

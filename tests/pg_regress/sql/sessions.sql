@@ -212,13 +212,14 @@ SELECT test_util.try($$SELECT nile_auth.login('sam@sessions.test', 'sam password
 ROLLBACK;
 -- 4. Verifying through a REPEATABLE READ snapshot taken before a logout, after the backend had
 --    seen the logout's invalidation, cached the token as valid for later transactions too.
+--    Verification now reads the latest committed state (src/probe.rs): refused at once.
 SELECT nile_auth.login('sam@sessions.test', 'sam password 3') AS rr \gset
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT count(*) > 0 AS snapshot_taken FROM nile_auth.users;
 SELECT id = :'sam_id' AS rr_elsewhere FROM dblink('other', format('SELECT nile_auth.authenticate(%L)::text', :'rr'::jsonb->'token'->>'jwt')) t(id text);
 SELECT ended AS logged_out_elsewhere FROM dblink('other', 'SELECT nile_auth.logout()') t(ended bigint);
 LOCK TABLE test_util.tokens IN ACCESS SHARE MODE;  -- any lock reads the invalidation queue
-SELECT nile_auth.authenticate(:'rr'::jsonb->'token'->>'jwt') IS NOT NULL AS valid_in_the_old_snapshot;
+SELECT test_util.try(format('SELECT nile_auth.authenticate(%L)', :'rr'::jsonb->'token'->>'jwt')) AS in_the_old_snapshot;
 COMMIT;
 SELECT nile_auth.user_id() IS NULL AS logged_out_after_commit;
 RESET nile.auth_token;

@@ -2,56 +2,22 @@
 //! session's, kept in the setting `nile.auth_token`. Identity is always derived from the token; nothing a client
 //! types into a setting is believed without verification.
 //!
-//! Verified tokens are cached per backend, keyed by the token text. The cache is dropped when a
-//! signing key or a user's security state changes, or a session ends, in any backend (see
-//! `invalidation`).
+//! Verification and its per-backend caches are in `verify`.
 
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
-use crate::privilege::as_extension_owner;
 use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting_strict};
-use crate::tokens::{self, LEEWAY_SECONDS, Verified};
+use crate::tokens::{self, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
-use std::cell::{Cell, RefCell};
-use crate::cache::ClockCache;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
 use uuid::Uuid;
 
-/// Tables whose changes invalidate cached identities (see sql/schema.sql triggers).
-/// (sessions is missing between a package upgrade and ALTER EXTENSION UPDATE: read again until found.)
-const WATCHED_TABLES: &str = "SELECT array_remove(ARRAY[to_regclass('nile_auth.signing_keys')::oid, to_regclass('nile_auth.users')::oid,
-                                                         to_regclass('nile_auth.sessions')::oid], NULL)";
-const WATCHED_COUNT: usize = 3;
+mod verify;
+pub use verify::{uses_transaction_snapshot, verify_token};
 
 thread_local! {
-    static EPOCH: Cell<u64> = const { Cell::new(0) };
-    static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
-    /// Bounded by nile_auth.token_cache_size, so a client cycling through tokens cannot grow a
-    /// backend without limit; when full, the least recently used give way (`cache`).
-    static CACHE: RefCell<(u64, ClockCache<str, Verified>)> = RefCell::new((0, ClockCache::new()));
-    /// The last token looked up: (epoch, text, result).
-    static LAST: RefCell<Option<(u64, String, Verified)>> = const { RefCell::new(None) };
     static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Relcache callback: runs while invalidation messages are processed, so it only bumps a counter
-/// (no catalog access is allowed here).
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let relevant = relid == pg_sys::InvalidOid || WATCHED.with_borrow(|w| w.contains(&relid));
-    if relevant {
-        EPOCH.set(EPOCH.get().wrapping_add(1));
-    }
-}
-
-pub fn register_invalidation_callback() {
-    // SAFETY: called once from _PG_init on the main thread.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The audience of tokens minted here: the current database's name.
@@ -68,84 +34,6 @@ pub fn audience() -> String {
         })
         .clone()
     })
-}
-
-/// Full verification: header, key, signature, claims, that the user still exists, is not
-/// deactivated, and has not revoked tokens issued before this one (password change or reset),
-/// and that the token's session has not ended.
-/// Needs the extension owner's rights (keys are private).
-fn verify_uncached(token: &str) -> Option<Verified> {
-    if WATCHED.with_borrow(|w| w.len() < WATCHED_COUNT) {
-        let oids = read_one::<Vec<pg_sys::Oid>>(WATCHED_TABLES, &[]).unwrap_or_default();
-        WATCHED.set(oids);
-    }
-    let verified = tokens::verify(token, &audience(), now_seconds(), crate::keys::verifying_key)?;
-    // Before ALTER EXTENSION UPDATE there are no sessions, and only 0.1.0's tokens (no sid).
-    let sessions = crate::db::schema_updated();
-    if !sessions && verified.session.is_some() {
-        return None;
-    }
-    let query = if sessions { VALID_AFTER } else { VALID_AFTER_WITHOUT_SESSIONS };
-    let valid_after_ms = read_one_prepared::<i64>(query, &[to_pg(verified.user_id).into(), verified.session.map(to_pg).into()])?;
-    (verified.issued_at_ms as i64 >= valid_after_ms).then_some(verified)
-}
-
-/// The instant before which the user's tokens no longer verify (Unix ms), if the user is live
-/// and the token's session (`$2`) has not ended. floor, as the token's own millisecond is
-/// truncated: a token minted in the same millisecond just after a password change must not look
-/// older than the change. A token without a session is from 0.1.0 (tokens_valid_after still
-/// ends those).
-const VALID_AFTER: &str = "SELECT COALESCE(floor(extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0)
-       FROM nile_auth.users u
-      WHERE u.id = $1 AND u.deleted IS NULL AND u.deactivated IS NULL
-        AND ($2::uuid IS NULL OR EXISTS (SELECT FROM nile_auth.sessions s
-                                          WHERE s.id = $2 AND s.user_id = u.id AND s.ended IS NULL))";
-const VALID_AFTER_WITHOUT_SESSIONS: &str = "SELECT COALESCE(floor(extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0)
-       FROM nile_auth.users u WHERE u.id = $1 AND u.deleted IS NULL AND u.deactivated IS NULL AND $2::uuid IS NULL";
-
-/// What a token says, if it verifies now. Cached per backend.
-pub fn verify_token(token: &str) -> Option<Verified> {
-    let epoch = EPOCH.get();
-    let now = now_seconds();
-    let usable = |v: &Verified| v.expires_at + LEEWAY_SECONDS >= now;
-    // Policies ask once per row, nearly always about the token asked about last: compare it
-    // instead of hashing it.
-    let last = LAST.with_borrow(|last| {
-        last.as_ref().filter(|(seen, text, v)| *seen == epoch && text == token && usable(v)).map(|(_, _, v)| *v)
-    });
-    if last.is_some() {
-        return last;
-    }
-    let hit = CACHE.with_borrow_mut(|(seen, cache)| {
-        if *seen != epoch {
-            cache.clear();
-            *seen = epoch;
-        }
-        cache.get(token).copied().filter(usable)
-    });
-    let verified = match hit {
-        Some(v) => v,
-        None => {
-            let verified = as_extension_owner(|| verify_uncached(token))?;
-            // A key or user change processed during verification makes this result stale
-            // already; so does a transaction snapshot (REPEATABLE READ or SERIALIZABLE), which
-            // can predate a logout or revocation whose invalidation this backend has seen.
-            if EPOCH.get() != epoch || uses_transaction_snapshot() {
-                return Some(verified);
-            }
-            let capacity = usize::try_from(crate::settings::TOKEN_CACHE_SIZE.get()).unwrap_or(0);
-            CACHE.with_borrow_mut(|(_, cache)| cache.insert(std::rc::Rc::from(token), verified, capacity));
-            verified
-        }
-    };
-    LAST.set(Some((epoch, token.to_owned(), verified)));
-    Some(verified)
-}
-
-/// Whether reads see the transaction's first snapshot rather than one per statement.
-pub fn uses_transaction_snapshot() -> bool {
-    // SAFETY: a backend-local global.
-    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
 /// Inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, CLUSTER, REFRESH
@@ -194,7 +82,7 @@ pub fn require_account_user() -> AuthResult<Uuid> {
 }
 
 /// The one tenant the session's token is limited to, or NULL: for the built-in tables' policies.
-#[pg_extern(stable, parallel_restricted, name = "_token_tenant")]
+#[pg_extern(stable, parallel_safe, name = "_token_tenant")]
 fn token_tenant_sql() -> Option<pgrx::Uuid> {
     current_identity().and_then(|v| v.tenant).map(to_pg)
 }
@@ -214,7 +102,7 @@ fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> p
 /// The claims of the verified token in `nile.auth_token` (Supabase's auth.jwt()), or NULL when
 /// there is none or it does not verify: for application policies, best as `(SELECT
 /// nile_auth.claims())` so it runs once per statement.
-#[pg_extern(stable, parallel_restricted, name = "claims")]
+#[pg_extern(stable, parallel_safe, name = "claims")]
 fn claims_sql() -> Option<JsonB> {
     if current_identity().is_none() {
         return None;
@@ -223,7 +111,7 @@ fn claims_sql() -> Option<JsonB> {
 }
 
 /// The verified identity, or NULL. Not SECURITY DEFINER on purpose: see `privilege`.
-#[pg_extern(stable, parallel_restricted, name = "user_id")]
+#[pg_extern(stable, parallel_safe, name = "user_id")]
 fn user_id_sql() -> Option<pgrx::Uuid> {
     current_user_id().map(to_pg)
 }

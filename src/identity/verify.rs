@@ -1,0 +1,242 @@
+//! Whether a token verifies now, on the hot path. A token verifies when its signature and claims
+//! check out against a signing key that still verifies, its user is live and has not revoked
+//! tokens issued before it (password change, reset, deactivation), and its session has not
+//! ended. Each part has its own per-backend cache, dropped when its table changes in any backend
+//! (`probe::epoch`):
+//!
+//! | cache      | keeps, by                                | dropped when                    |
+//! | ---------- | ---------------------------------------- | ------------------------------- |
+//! | `TOKENS`   | signature-checked claims, token SHA-256  | a signing key changes           |
+//! | `KEYS`     | verifying keys, kid                      | a signing key changes           |
+//! | `USERS`    | a live user's revocation instant, id     | a user is deleted, deactivated or revokes tokens |
+//! | `SESSIONS` | a live session's user, id                | a session ends                  |
+//!
+//! So a token seen before costs three hash lookups; a new token of a user and session this
+//! backend knows (a refresh) costs its signature check; another user's logout costs each user
+//! one session probe, not a signature check. Misses read one row by key (`probe`), never SPI.
+//! Nothing read through a transaction snapshot (REPEATABLE READ, SERIALIZABLE) is kept: the
+//! same rule as memberships (`tenancy::context`).
+
+use crate::cache::EpochCache;
+use crate::probe::{self, SESSIONS as SESSIONS_TABLE, SIGNING_KEYS, USERS as USERS_TABLE};
+use crate::tokens::{self, LEEWAY_SECONDS, Verified, VerifyingKey};
+use pgrx::datum::IntoDatum;
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+type Digest = [u8; 32];
+
+thread_local! {
+    /// Each bounded by nile_auth.token_cache_size: a client cycling through tokens cannot grow
+    /// a backend without limit; when full, the least recently used give way (`cache`).
+    static TOKENS: RefCell<EpochCache<Digest, Verified>> = RefCell::new(EpochCache::new());
+    static USERS: RefCell<EpochCache<Uuid, i64>> = RefCell::new(EpochCache::new());
+    static SESSIONS: RefCell<EpochCache<Uuid, Uuid>> = RefCell::new(EpochCache::new());
+    /// A handful of keys, so no eviction: the epoch and the keys.
+    static KEYS: RefCell<(u64, Vec<(String, VerifyingKey)>)> = const { RefCell::new((0, Vec::new())) };
+    /// The last token verified, with the epochs it was verified at: policies ask once per row,
+    /// nearly always about the token asked about last, so it is compared rather than hashed.
+    static LAST: RefCell<Option<([u64; 3], String, Verified)>> = const { RefCell::new(None) };
+}
+
+fn epochs() -> [u64; 3] {
+    [probe::epoch(&SIGNING_KEYS), probe::epoch(&USERS_TABLE), probe::epoch(&SESSIONS_TABLE)]
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn capacity() -> usize {
+    usize::try_from(crate::settings::TOKEN_CACHE_SIZE.get()).unwrap_or(0)
+}
+
+/// Whether reads see the transaction's first snapshot rather than one per statement: then
+/// nothing is kept, since that snapshot can predate a change whose invalidation this backend
+/// has already processed.
+pub fn uses_transaction_snapshot() -> bool {
+    // SAFETY: a backend-local global.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// How the caches are used for one verification.
+#[derive(Clone, Copy, PartialEq)]
+enum Caching {
+    ReadAndKeep,
+    /// Under a transaction snapshot: see `uses_transaction_snapshot`.
+    ReadOnly,
+    /// In parallel mode: see `verify_in_statement`.
+    Off,
+}
+
+/// What a token says, if it verifies now.
+pub fn verify_token(token: &str) -> Option<Verified> {
+    if probe::in_parallel_mode() {
+        return verify_in_statement(token);
+    }
+    let at = epochs();
+    let now = now_seconds();
+    let usable = |v: &Verified| v.expires_at + LEEWAY_SECONDS >= now;
+    let last = LAST.with_borrow(|last| last.as_ref().filter(|(seen, text, v)| *seen == at && text == token && usable(v)).map(|l| l.2));
+    if last.is_some() {
+        return last;
+    }
+    let caching = if uses_transaction_snapshot() { Caching::ReadOnly } else { Caching::ReadAndKeep };
+    let (verified, kept) = verify_parts(token, at, now, caching)?;
+    // Only what every cache holds at these epochs may be answered from LAST.
+    if kept && epochs() == at {
+        LAST.set(Some((at, token.to_owned(), verified)));
+    }
+    Some(verified)
+}
+
+thread_local! {
+    static IN_STATEMENT: RefCell<Option<(probe::Statement, String, Option<Verified>)>> = const { RefCell::new(None) };
+}
+
+/// In parallel mode (a leader running a parallel plan, or one of its workers), every process
+/// must reach the same answer, or a worker would see a different identity than its leader. So
+/// no cache is read there: each process verifies once per statement against what the
+/// statement's snapshot shows (`probe`), at the statement's start time (workers share both
+/// with their leader), and keeps the answer for that statement only.
+fn verify_in_statement(token: &str) -> Option<Verified> {
+    let statement = probe::Statement::current();
+    let memo = IN_STATEMENT.with_borrow(|m| m.as_ref().filter(|(s, text, _)| *s == statement && text == token).map(|m| m.2));
+    if let Some(answer) = memo {
+        return answer;
+    }
+    let answer = verify_parts(token, epochs(), statement.started_unix_seconds(), Caching::Off).map(|(v, _)| v);
+    IN_STATEMENT.set(Some((statement, token.to_owned(), answer)));
+    answer
+}
+
+/// The verification, part by part (see the module docs), and whether every part is cached.
+fn verify_parts(token: &str, at: [u64; 3], now: u64, caching: Caching) -> Option<(Verified, bool)> {
+    let (verified, mut kept) = signed_claims(token, at[0], now, caching)?;
+    if verified.expires_at + LEEWAY_SECONDS < now {
+        return None;
+    }
+    let (valid_after_ms, user_kept) = valid_after(verified.user_id, at[1], caching)?;
+    if (verified.issued_at_ms as i64) < valid_after_ms {
+        return None;
+    }
+    kept &= user_kept;
+    if let Some(session) = verified.session {
+        let (user, session_kept) = session_user(session, at[2], caching)?;
+        if user != verified.user_id {
+            return None;
+        }
+        kept &= session_kept;
+    }
+    Some((verified, kept))
+}
+
+/// The claims of a token whose signature and claims check out, from `TOKENS` or checked now;
+/// and whether the answer is kept.
+fn signed_claims(token: &str, epoch: u64, now: u64, caching: Caching) -> Option<(Verified, bool)> {
+    let digest: Digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().ok()?;
+    if caching != Caching::Off {
+        if let Some(hit) = TOKENS.with_borrow_mut(|c| c.get(epoch, &digest)) {
+            return Some((hit, true));
+        }
+    }
+    let mut key_kept = false;
+    let verified = tokens::verify(token, &super::audience(), now, |kid| {
+        let (key, kept) = verifying_key(kid, epoch, caching)?;
+        key_kept = kept;
+        Some(key)
+    })?;
+    let kept = key_kept && probe::epoch(&SIGNING_KEYS) == epoch;
+    if kept {
+        TOKENS.with_borrow_mut(|c| c.insert(epoch, digest, verified, capacity()));
+    }
+    Some((verified, kept))
+}
+
+/// The verifying key `kid`, if it may verify tokens (current or retired), and whether it is kept.
+fn verifying_key(kid: &str, epoch: u64, caching: Caching) -> Option<(VerifyingKey, bool)> {
+    if caching != Caching::Off {
+        let hit = KEYS.with_borrow_mut(|(seen, keys)| {
+            if *seen != epoch {
+                keys.clear();
+                *seen = epoch;
+            }
+            keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone())
+        });
+        if let Some(key) = hit {
+            return Some((key, true));
+        }
+    }
+    let kid_datum = kid.into_datum()?;
+    let Some(probe::Probe { found, cacheable }) = probe::probe(&SIGNING_KEYS, &[kid_datum], |row| {
+        let state = row.get::<String>(1)?;
+        if state != "current" && state != "retired" {
+            return None;
+        }
+        let alg = tokens::Alg::parse(&row.get::<String>(0)?)?;
+        let material = row.get::<Vec<u8>>(2).or_else(|| row.get::<Vec<u8>>(3))?;
+        let retired_at = (state == "retired").then(|| row.get::<i64>(4)).flatten().map(crate::keys::retired_grace_end);
+        Some(VerifyingKey { alg, material, retired_at })
+    }) else {
+        // 0.1.0's table, before ALTER EXTENSION UPDATE: read (and not kept) the old way.
+        let legacy = crate::privilege::as_extension_owner(|| crate::keys::legacy_verifying_key(kid));
+        return legacy.map(|k| (k, false));
+    };
+    let key = found?;
+    let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&SIGNING_KEYS) == epoch;
+    if kept {
+        KEYS.with_borrow_mut(|(seen, keys)| {
+            if *seen == epoch {
+                keys.push((kid.to_owned(), key.clone()));
+            }
+        });
+    }
+    Some((key, kept))
+}
+
+/// The instant (Unix ms) before which `user`'s tokens no longer verify, if the user is live;
+/// and whether the answer is kept.
+fn valid_after(user: Uuid, epoch: u64, caching: Caching) -> Option<(i64, bool)> {
+    if caching != Caching::Off {
+        if let Some(hit) = USERS.with_borrow_mut(|c| c.get(epoch, &user)) {
+            return Some((hit, true));
+        }
+    }
+    let probe::Probe { found, cacheable } = probe::probe(&USERS_TABLE, &[uuid_datum(user)], |row| {
+        // deleted, deactivated: not live. A token's own millisecond is truncated, so the
+        // revocation instant is too: a token minted in the same millisecond just after a
+        // password change must not look older than the change.
+        (row.is_null(0) && row.is_null(1)).then(|| row.get::<i64>(2).map_or(0, probe::unix_ms))
+    })?;
+    let valid_after = found?;
+    let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&USERS_TABLE) == epoch;
+    if kept {
+        USERS.with_borrow_mut(|c| c.insert(epoch, user, valid_after, capacity()));
+    }
+    Some((valid_after, kept))
+}
+
+/// The user of `session` if it has not ended, and whether the answer is kept. Before ALTER
+/// EXTENSION UPDATE there is no sessions table (nothing found), and only 0.1.0's tokens (no
+/// session) verify.
+fn session_user(session: Uuid, epoch: u64, caching: Caching) -> Option<(Uuid, bool)> {
+    if caching != Caching::Off {
+        if let Some(hit) = SESSIONS.with_borrow_mut(|c| c.get(epoch, &session)) {
+            return Some((hit, true));
+        }
+    }
+    let probe::Probe { found, cacheable } =
+        probe::probe(&SESSIONS_TABLE, &[uuid_datum(session)], |row| if row.is_null(1) { row.get::<pgrx::Uuid>(0) } else { None })?;
+    let user = crate::db::from_pg(found?);
+    let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&SESSIONS_TABLE) == epoch;
+    if kept {
+        SESSIONS.with_borrow_mut(|c| c.insert(epoch, session, user, capacity()));
+    }
+    Some((user, kept))
+}
+
+fn uuid_datum(id: Uuid) -> pg_sys::Datum {
+    crate::db::to_pg(id).into_datum().unwrap_or(pg_sys::Datum::from(0))
+}
