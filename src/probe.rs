@@ -221,24 +221,29 @@ pub fn in_parallel_mode() -> bool {
     unsafe { pg_sys::IsInParallelMode() }
 }
 
-/// One statement of this process: what an answer computed in parallel mode is kept for.
+/// What an answer computed in parallel mode is kept for: one statement's view of the data in
+/// this process. Two statements share it only if their snapshots see exactly the same rows
+/// (same bounds, same count of completed transactions, same command) and they started at the
+/// same instant, as the statements of one multi-statement query string may.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Statement {
     transaction: pg_sys::LocalTransactionId,
     started: pg_sys::TimestampTz,
-    command: pg_sys::CommandId,
+    snapshot: (pg_sys::TransactionId, pg_sys::TransactionId, u64, pg_sys::CommandId),
 }
 
 impl Statement {
     pub fn current() -> Self {
         // SAFETY: backend-local state of a running transaction; workers get the leader's
-        // statement start and command id.
+        // statement start and snapshot.
         unsafe {
-            Statement {
-                transaction: (*pg_sys::MyProc).lxid,
-                started: pg_sys::GetCurrentStatementStartTimestamp(),
-                command: pg_sys::GetCurrentCommandId(false),
-            }
+            let snapshot = if pg_sys::ActiveSnapshotSet() {
+                let s = pg_sys::GetActiveSnapshot();
+                ((*s).xmin, (*s).xmax, (*s).snapXactCompletionCount, (*s).curcid)
+            } else {
+                (pg_sys::InvalidTransactionId, pg_sys::InvalidTransactionId, 0, pg_sys::GetCurrentCommandId(false))
+            };
+            Statement { transaction: (*pg_sys::MyProc).lxid, started: pg_sys::GetCurrentStatementStartTimestamp(), snapshot }
         }
     }
 
