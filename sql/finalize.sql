@@ -26,8 +26,8 @@ GRANT EXECUTE ON FUNCTION nile_auth.list_signing_keys() TO nile_auth_admin;
 -- A CPU-cost oracle for the benchmarks (bench/run.py); not for applications.
 REVOKE EXECUTE ON FUNCTION nile_auth._argon2_verify(text, text) FROM PUBLIC;
 
--- Backends cache verified tokens and live memberships across transactions (src/identity.rs,
--- src/tenancy.rs). These triggers make every backend drop them when keys change, a user is
+-- Backends cache verified tokens and live memberships across transactions
+-- (src/identity/verify.rs, src/tenancy/context.rs). These triggers make every backend drop them when keys change, a user is
 -- deleted, deactivated or revokes tokens, or a membership ends (src/invalidation.rs).
 REVOKE EXECUTE ON FUNCTION nile_auth.invalidate_backend_caches() FROM PUBLIC;
 CREATE TRIGGER invalidate_backend_caches
@@ -54,7 +54,7 @@ CREATE TRIGGER invalidate_backend_caches
 
 -- A soft-deleted tenant's memberships end with it, however the tenant was deleted, so a live
 -- membership is one tenant_users row with deleted IS NULL: the membership check
--- (src/tenancy.rs) reads that one row.
+-- (src/tenancy/context.rs) reads that one row.
 CREATE FUNCTION nile_auth._end_memberships_of_deleted_tenant() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

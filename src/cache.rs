@@ -1,4 +1,4 @@
-//! A per-backend map of bounded size for the verified-token and membership caches. When it is
+//! A per-backend map of bounded size for the identity and membership caches. When it is
 //! full, a new entry replaces one by CLOCK (second chance): the hand sweeps the slots, sparing
 //! each entry used since the hand last passed, and takes the first one that was not. A backend
 //! cycling through more users than fit keeps the ones it uses most instead of emptying itself

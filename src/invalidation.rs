@@ -1,8 +1,8 @@
-//! The broadcast behind the per-backend caches (verified tokens in `identity`, live memberships
-//! in `tenancy`): a trigger on a table those caches depend on sends a relcache invalidation for
-//! the table when the change commits. Every backend receives it before its next transaction
-//! (or at its next lock), and the relcache callbacks registered by those modules drop what
-//! they cached.
+//! The broadcast behind the per-backend caches (`identity::verify`, `tenancy::context`): a
+//! trigger on a table those caches depend on sends a relcache invalidation for the table when
+//! the change commits. Every backend receives it before its next transaction (or at its next
+//! lock), and the relcache callback in `probe` moves that table's epoch, which drops what was
+//! cached from it.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -15,8 +15,10 @@ pub static RESET_TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static REFRESH_REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static SESSION_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
-/// Entries in each backend's caches (see `cache`): about 0.7 kB per token (its text is most of
-/// it) and 0.2 kB per membership, so the defaults hold about 8.5 MB and 3.5 MB.
+/// Entries in each backend's caches (see `cache`): token_cache_size bounds each of the token,
+/// user and session caches (`identity::verify`), about 0.17 kB per token plus 0.06 kB each for
+/// its user and session; membership_cache_size the memberships (`tenancy::context`), about
+/// 0.2 kB each. The defaults hold about 3.6 MB and 3.3 MB.
 pub static TOKEN_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(12_288);
 pub static MEMBERSHIP_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16_384);
 pub static TOKEN_ROLE_CLAIM: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
@@ -78,7 +80,7 @@ pub fn register() {
     seconds(c"nile_auth.session_idle_timeout", c"A session ends after this long without a refresh.", &SESSION_IDLE_TIMEOUT, i32::MAX);
     GucRegistry::define_int_guc(
         c"nile_auth.token_cache_size",
-        c"Verified tokens each backend keeps (about 0.7 kB each); the least recently used go first when full.",
+        c"Verified tokens each backend keeps, and as many users and sessions (about 0.3 kB per token with its user and session); the least recently used go first when full.",
         c"",
         &TOKEN_CACHE_SIZE,
         0,

@@ -170,7 +170,7 @@ fn verifying_key(kid: &str, epoch: u64, caching: Caching) -> Option<(VerifyingKe
         }
     }
     let kid_datum = kid.into_datum()?;
-    let Some(probe::Probe { found, cacheable }) = probe::probe(&SIGNING_KEYS, &[kid_datum], |row| {
+    let read = probe::probe(&SIGNING_KEYS, &[kid_datum], |row| {
         let state = row.get::<String>(1)?;
         if state != "current" && state != "retired" {
             return None;
@@ -179,12 +179,12 @@ fn verifying_key(kid: &str, epoch: u64, caching: Caching) -> Option<(VerifyingKe
         let material = row.get::<Vec<u8>>(2).or_else(|| row.get::<Vec<u8>>(3))?;
         let retired_at = (state == "retired").then(|| row.get::<i64>(4)).flatten().map(crate::keys::retired_grace_end);
         Some(VerifyingKey { alg, material, retired_at })
-    }) else {
-        // 0.1.0's table, before ALTER EXTENSION UPDATE: read (and not kept) the old way.
-        let legacy = crate::privilege::as_extension_owner(|| crate::keys::legacy_verifying_key(kid));
-        return legacy.map(|k| (k, false));
+    });
+    let (key, cacheable) = match read {
+        Some(probe::Probe { found, cacheable }) => (found?, cacheable),
+        // 0.1.0's table, before ALTER EXTENSION UPDATE: read the old way, through SPI.
+        None => (crate::privilege::as_extension_owner(|| crate::keys::legacy_verifying_key(kid))?, true),
     };
-    let key = found?;
     let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&SIGNING_KEYS) == epoch;
     if kept {
         KEYS.with_borrow_mut(|(seen, keys)| {
