@@ -21,24 +21,45 @@ use std::cell::Cell;
 use std::ffi::CStr;
 
 /// A table read on the hot path: its name in schema nile_auth, the equality function of each
-/// primary key column (in key order), and the columns callers read (by position in `columns`).
+/// primary key column (in key order), and the columns callers read (by position in `columns`),
+/// with their types, checked so that a row is never read as what it is not.
 pub struct Table {
     slot: usize,
     name: &'static CStr,
     key_eq: &'static [u32],
-    columns: &'static [&'static CStr],
+    columns: &'static [(&'static CStr, u32)],
 }
 
-pub static TENANT_USERS: Table =
-    Table { slot: 0, name: c"tenant_users", key_eq: &[pg_sys::F_UUID_EQ, pg_sys::F_UUID_EQ], columns: &[c"deleted", c"roles"] };
-pub static USERS: Table =
-    Table { slot: 1, name: c"users", key_eq: &[pg_sys::F_UUID_EQ], columns: &[c"deleted", c"deactivated", c"tokens_valid_after"] };
-pub static SESSIONS: Table = Table { slot: 2, name: c"sessions", key_eq: &[pg_sys::F_UUID_EQ], columns: &[c"user_id", c"ended"] };
+const TIMESTAMPTZ: u32 = pg_sys::TIMESTAMPTZOID.to_u32();
+pub static TENANT_USERS: Table = Table {
+    slot: 0,
+    name: c"tenant_users",
+    key_eq: &[pg_sys::F_UUID_EQ, pg_sys::F_UUID_EQ],
+    columns: &[(c"deleted", TIMESTAMPTZ), (c"roles", pg_sys::TEXTARRAYOID.to_u32())],
+};
+pub static USERS: Table = Table {
+    slot: 1,
+    name: c"users",
+    key_eq: &[pg_sys::F_UUID_EQ],
+    columns: &[(c"deleted", TIMESTAMPTZ), (c"deactivated", TIMESTAMPTZ), (c"tokens_valid_after", TIMESTAMPTZ)],
+};
+pub static SESSIONS: Table = Table {
+    slot: 2,
+    name: c"sessions",
+    key_eq: &[pg_sys::F_UUID_EQ],
+    columns: &[(c"user_id", pg_sys::UUIDOID.to_u32()), (c"ended", TIMESTAMPTZ)],
+};
 pub static SIGNING_KEYS: Table = Table {
     slot: 3,
     name: c"signing_keys",
     key_eq: &[pg_sys::F_TEXTEQ],
-    columns: &[c"alg", c"state", c"public_key", c"secret", c"retired"],
+    columns: &[
+        (c"alg", pg_sys::TEXTOID.to_u32()),
+        (c"state", pg_sys::TEXTOID.to_u32()),
+        (c"public_key", pg_sys::BYTEAOID.to_u32()),
+        (c"secret", pg_sys::BYTEAOID.to_u32()),
+        (c"retired", TIMESTAMPTZ),
+    ],
 };
 const TABLES: usize = 4;
 const MAX_COLUMNS: usize = 5;
@@ -105,9 +126,9 @@ fn resolve(table: &Table) -> Option<Resolved> {
             return None;
         }
         let mut attnums = [0; MAX_COLUMNS];
-        for (i, column) in table.columns.iter().enumerate() {
+        for (i, (column, type_oid)) in table.columns.iter().enumerate() {
             attnums[i] = pg_sys::get_attnum(relid, column.as_ptr());
-            if attnums[i] <= 0 {
+            if attnums[i] <= 0 || pg_sys::get_atttype(relid, attnums[i]) != pg_sys::Oid::from(*type_oid) {
                 return None;
             }
         }
@@ -159,15 +180,31 @@ pub struct Probe<T> {
 /// first that `read` maps to `Some`; `None` when the table or one of its columns does not
 /// exist (an extension not yet updated: ALTER EXTENSION UPDATE adds them).
 pub fn probe<T>(table: &Table, key: &[pg_sys::Datum], mut read: impl FnMut(&Row) -> Option<T>) -> Option<Probe<T>> {
-    let Resolved { relid, index: index_oid, attnums } = resolve(table)?;
     debug_assert_eq!(key.len(), table.key_eq.len());
+    let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+    // Where the table is was looked up before its lock was taken, and taking it reads pending
+    // invalidations: if one was for this table (an ALTER, a DROP and CREATE EXTENSION), look
+    // again, now under the lock. Twice moved: found nothing, fail closed.
+    let mut attempts = 0;
+    let (rel, Resolved { index: index_oid, attnums, .. }) = loop {
+        let before = epoch(table);
+        let resolved = resolve(table)?;
+        // SAFETY: inside a transaction; closed below or by transaction abort.
+        let rel = unsafe { pg_sys::table_open(resolved.relid, lock) };
+        if epoch(table) == before {
+            break (rel, resolved);
+        }
+        unsafe { pg_sys::table_close(rel, lock) };
+        attempts += 1;
+        if attempts == 2 {
+            return Some(Probe { found: None, cacheable: false });
+        }
+    };
     let last_attnum = attnums[..table.columns.len()].iter().copied().max().unwrap_or(1) as i32;
     // SAFETY: called during query execution inside a transaction; the snapshot, relations, scan
     // and slot below are released before returning, and an error midway is cleaned up by
     // transaction abort like any executor scan.
     unsafe {
-        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
-        let rel = pg_sys::table_open(relid, lock);
         let index = pg_sys::index_open(index_oid, lock);
         let parallel = pg_sys::IsInParallelMode();
         let snapshot = if !parallel {
@@ -245,11 +282,6 @@ impl Statement {
             };
             Statement { transaction: (*pg_sys::MyProc).lxid, started: pg_sys::GetCurrentStatementStartTimestamp(), snapshot }
         }
-    }
-
-    /// When the statement started, in Unix seconds.
-    pub fn started_unix_seconds(&self) -> u64 {
-        (unix_ms(self.started).div_euclid(1000)).max(0) as u64
     }
 }
 

@@ -31,14 +31,14 @@ type Digest = [u8; 32];
 thread_local! {
     /// Each bounded by nile_auth.token_cache_size: a client cycling through tokens cannot grow
     /// a backend without limit; when full, the least recently used give way (`cache`).
-    static TOKENS: RefCell<EpochCache<Digest, Verified>> = RefCell::new(EpochCache::new());
+    static TOKENS: RefCell<EpochCache<Digest, Signed>> = RefCell::new(EpochCache::new());
     static USERS: RefCell<EpochCache<Uuid, i64>> = RefCell::new(EpochCache::new());
     static SESSIONS: RefCell<EpochCache<Uuid, Uuid>> = RefCell::new(EpochCache::new());
     /// A handful of keys, so no eviction: the epoch and the keys.
     static KEYS: RefCell<(u64, Vec<(String, VerifyingKey)>)> = const { RefCell::new((0, Vec::new())) };
     /// The last token verified, with the epochs it was verified at: policies ask once per row,
     /// nearly always about the token asked about last, so it is compared rather than hashed.
-    static LAST: RefCell<Option<([u64; 3], String, Verified)>> = const { RefCell::new(None) };
+    static LAST: RefCell<([u64; 3], String, Option<Verified>)> = const { RefCell::new(([0; 3], String::new(), None)) };
 }
 
 fn epochs() -> [u64; 3] {
@@ -79,15 +79,21 @@ pub fn verify_token(token: &str) -> Option<Verified> {
     let at = epochs();
     let now = now_seconds();
     let usable = |v: &Verified| v.expires_at + LEEWAY_SECONDS >= now;
-    let last = LAST.with_borrow(|last| last.as_ref().filter(|(seen, text, v)| *seen == at && text == token && usable(v)).map(|l| l.2));
+    let last = LAST.with_borrow(|(seen, text, v)| v.filter(|v| *seen == at && text == token && usable(v)));
     if last.is_some() {
         return last;
     }
     let caching = if uses_transaction_snapshot() { Caching::ReadOnly } else { Caching::ReadAndKeep };
-    let (verified, kept) = verify_parts(token, at, now, caching)?;
+    let (verified, kept) = verify_parts(token, now, caching)?;
     // Only what every cache holds at these epochs may be answered from LAST.
     if kept && epochs() == at {
-        LAST.set(Some((at, token.to_owned(), verified)));
+        // Into the same buffer: no allocation per token on a pooled connection.
+        LAST.with_borrow_mut(|(seen, text, v)| {
+            *seen = at;
+            text.clear();
+            text.push_str(token);
+            *v = Some(verified);
+        });
     }
     Some(verified)
 }
@@ -99,46 +105,82 @@ thread_local! {
 /// In parallel mode (a leader running a parallel plan, or one of its workers), every process
 /// must reach the same answer, or a worker would see a different identity than its leader. So
 /// no cache is read there: each process verifies once per statement against what the
-/// statement's snapshot shows (`probe`), at the statement's start time (workers share both
-/// with their leader), and keeps the answer for that statement only.
+/// statement's snapshot shows (`probe`; workers share it with their leader) and keeps the
+/// answer for that statement only. Time is the clock's, as everywhere: a process that judges
+/// later can only refuse a token that has expired since (an error, or fewer rows).
+///
+/// Under REPEATABLE READ or SERIALIZABLE that snapshot is the transaction's, which a client
+/// can even import from a transaction that began before a logout or revocation (SET
+/// TRANSACTION SNAPSHOT); no newer one may be taken in parallel mode. So there nothing is
+/// verified: 55000, fail closed.
 fn verify_in_statement(token: &str) -> Option<Verified> {
+    if uses_transaction_snapshot() {
+        crate::errors::AuthError::ObjectNotInPrerequisiteState(
+            "a parallel plan cannot verify a token under REPEATABLE READ or SERIALIZABLE: use READ COMMITTED, or SET max_parallel_workers_per_gather = 0"
+                .into(),
+        )
+        .raise();
+    }
     let statement = probe::Statement::current();
+    let now = now_seconds();
     let memo = IN_STATEMENT.with_borrow(|m| m.as_ref().filter(|(s, text, _)| *s == statement && text == token).map(|m| m.2));
     if let Some(answer) = memo {
-        return answer;
+        return answer.filter(|v| v.expires_at + LEEWAY_SECONDS >= now);
     }
-    let answer = verify_parts(token, epochs(), statement.started_unix_seconds(), Caching::Off).map(|(v, _)| v);
+    let answer = verify_parts(token, now, Caching::Off).map(|(v, _)| v);
     IN_STATEMENT.set(Some((statement, token.to_owned(), answer)));
     answer
 }
 
+/// A token's entry in `TOKENS`: its claims, and the epochs of users and sessions at which its
+/// user and session were last found live, so that while neither table has changed since, a
+/// token seen before costs one lookup instead of three.
+#[derive(Clone, Copy)]
+struct Signed {
+    verified: Verified,
+    confirmed: Option<[u64; 2]>,
+}
+
 /// The verification, part by part (see the module docs), and whether every part is cached.
-fn verify_parts(token: &str, at: [u64; 3], now: u64, caching: Caching) -> Option<(Verified, bool)> {
-    let (verified, mut kept) = signed_claims(token, at[0], now, caching)?;
+/// Each part reads its table's epoch when it starts: a probe of an earlier part may have
+/// processed an invalidation that drops what a later part would find cached.
+fn verify_parts(token: &str, now: u64, caching: Caching) -> Option<(Verified, bool)> {
+    let digest: Digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().ok()?;
+    let keys_epoch = probe::epoch(&SIGNING_KEYS);
+    let (signed, mut kept) = signed_claims(token, &digest, keys_epoch, now, caching)?;
+    let verified = signed.verified;
     if verified.expires_at + LEEWAY_SECONDS < now {
         return None;
     }
-    let (valid_after_ms, user_kept) = valid_after(verified.user_id, at[1], caching)?;
+    let live_at = [probe::epoch(&USERS_TABLE), probe::epoch(&SESSIONS_TABLE)];
+    if kept && signed.confirmed == Some(live_at) {
+        return Some((verified, true));
+    }
+    let (valid_after_ms, user_kept) = valid_after(verified.user_id, live_at[0], caching)?;
     if (verified.issued_at_ms as i64) < valid_after_ms {
         return None;
     }
     kept &= user_kept;
     if let Some(session) = verified.session {
-        let (user, session_kept) = session_user(session, at[2], caching)?;
+        let (user, session_kept) = session_user(session, probe::epoch(&SESSIONS_TABLE), caching)?;
         if user != verified.user_id {
             return None;
         }
         kept &= session_kept;
+    }
+    // Both answers came from caches kept at these epochs (or were just kept there).
+    if kept && caching == Caching::ReadAndKeep && [probe::epoch(&USERS_TABLE), probe::epoch(&SESSIONS_TABLE)] == live_at {
+        let confirmed = Signed { verified, confirmed: Some(live_at) };
+        TOKENS.with_borrow_mut(|c| c.insert(keys_epoch, digest, confirmed, capacity()));
     }
     Some((verified, kept))
 }
 
 /// The claims of a token whose signature and claims check out, from `TOKENS` or checked now;
 /// and whether the answer is kept.
-fn signed_claims(token: &str, epoch: u64, now: u64, caching: Caching) -> Option<(Verified, bool)> {
-    let digest: Digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().ok()?;
+fn signed_claims(token: &str, digest: &Digest, epoch: u64, now: u64, caching: Caching) -> Option<(Signed, bool)> {
     if caching != Caching::Off {
-        if let Some(hit) = TOKENS.with_borrow_mut(|c| c.get(epoch, &digest)) {
+        if let Some(hit) = TOKENS.with_borrow_mut(|c| c.get(epoch, digest)) {
             return Some((hit, true));
         }
     }
@@ -148,11 +190,12 @@ fn signed_claims(token: &str, epoch: u64, now: u64, caching: Caching) -> Option<
         key_kept = kept;
         Some(key)
     })?;
+    let signed = Signed { verified, confirmed: None };
     let kept = key_kept && probe::epoch(&SIGNING_KEYS) == epoch;
     if kept {
-        TOKENS.with_borrow_mut(|c| c.insert(epoch, digest, verified, capacity()));
+        TOKENS.with_borrow_mut(|c| c.insert(epoch, *digest, signed, capacity()));
     }
-    Some((verified, kept))
+    Some((signed, kept))
 }
 
 /// The verifying key `kid`, if it may verify tokens (current or retired), and whether it is kept.
