@@ -1,4 +1,5 @@
--- Loads the benchmark dataset (psql variables: tenants, users, rows, app_role, password).
+-- Loads the benchmark dataset (psql variables: tenants, users, rows, big_rows, keyed_users, app_role,
+-- password).
 -- Rows go straight into the extension's tables as superuser: signing up a million users would
 -- mean a million argon2 hashes. Every bench user shares one real hash of :password.
 SET client_min_messages = warning;
@@ -38,25 +39,57 @@ SELECT (SELECT id FROM nile_auth.tenants WHERE name = 'big'), id FROM bench_user
 SELECT nile_auth.signup('multi@bench.test', :password) IS NOT NULL AS ignored \gset
 INSERT INTO nile_auth.tenant_users (tenant_id, user_id)
 SELECT t.id, u.id FROM bench_tenants t, nile_auth.users u WHERE u.email = 'multi@bench.test' AND t.n < 20;
+-- For the parallel-plan check: a tenant whose only member is parallel@bench.test, and which gets
+-- :big_rows rows below (about a tenth of all the others together).
+SELECT nile_auth.signup('parallel@bench.test', :password) IS NOT NULL AS ignored \gset
+INSERT INTO nile_auth.tenants (name) VALUES ('parallel');
+INSERT INTO nile_auth.tenant_users (tenant_id, user_id)
+SELECT t.id, u.id FROM nile_auth.tenants t, nile_auth.users u WHERE t.name = 'parallel' AND u.email = 'parallel@bench.test';
 
--- The application table, rows spread evenly over the tenants with ids grouped by tenant, and
+-- The application table, rows spread evenly over the tenants with ids grouped by tenant (tenant
+-- n has ids n * rows/tenants and up), then the 'parallel' tenant's rows (ids from :rows up), and
 -- the same rows in a table without row-level security for the baselines.
 CREATE TABLE items (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, payload text NOT NULL);
 INSERT INTO items
 SELECT g, t.id, md5(g::text) FROM generate_series(0, :rows - 1) g
   JOIN bench_tenants t ON t.n = g / (:rows / :tenants);
+INSERT INTO items
+SELECT g, (SELECT id FROM nile_auth.tenants WHERE name = 'parallel'), md5(g::text)
+  FROM generate_series(:rows, :rows + :big_rows - 1) g;
 CREATE INDEX items_tenant_id_id ON items (tenant_id, id);
 CREATE TABLE items_plain (LIKE items INCLUDING INDEXES);
 INSERT INTO items_plain SELECT * FROM items;
 SELECT nile_auth.enable_tenant_isolation('items') AS ignored \gset
-GRANT SELECT ON items, items_plain, bench_tenants TO :app_role;
+-- The reference arm: the same rows again under a Supabase-style policy that trusts the claims
+-- PostgREST puts in request.jwt.claims (the (SELECT …) wrapper is Supabase's advice: the
+-- setting is read once per statement). Indexes built after the rows, as that is faster.
+CREATE TABLE items_claims (LIKE items_plain);
+INSERT INTO items_claims SELECT * FROM items_plain;
+ALTER TABLE items_claims ADD PRIMARY KEY (id);
+CREATE INDEX ON items_claims (tenant_id, id);
+ALTER TABLE items_claims ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY claims ON items_claims
+    USING (tenant_id = (SELECT (current_setting('request.jwt.claims', true)::jsonb ->> 'tenant_id')::uuid));
+GRANT SELECT ON items, items_plain, items_claims, bench_tenants TO :app_role;
+
+-- Arm 3 by users per backend: one session per user u < N, filled by bench/run.py (fill_sessions)
+-- through login_with_api_key: u's token, u's first tenant (u mod tenants) and the claims
+-- PostgREST would set for that request (the token's payload plus tenant_id).
+CREATE TABLE bench_sessions (u int PRIMARY KEY, token text NOT NULL, tenant text NOT NULL, claims text NOT NULL);
+GRANT SELECT ON bench_sessions TO :app_role;
+-- A JWT's payload (its base64url middle segment, padded for decode()).
+CREATE FUNCTION bench_jwt_payload(jwt text) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT convert_from(decode(rpad(translate(p, '-_', '+/'), (length(p) + 3) / 4 * 4, '='), 'base64'), 'UTF8')::jsonb
+      FROM split_part(jwt, '.', 2) p
+$$;
 
 -- Arm 4, uncached identity: a distinct valid token per user and signing algorithm, minted by
 -- bench/run.py (mint_tokens) through login_with_api_key, which signs as login does without
--- argon2. The keys: 'bench-key-<n>' for users 0 to 20000.
+-- argon2, and a second token of the ES256 batch's sessions from refresh() (batch 'refreshed').
+-- The keys: 'bench-key-<n>' for users n < :keyed_users (arms 3 and 4).
 INSERT INTO nile_auth.api_keys (user_id, name, prefix, key_hash)
-SELECT id, 'bench', 'bench-key-', sha256(convert_to('bench-key-' || n, 'UTF8')) FROM bench_users WHERE n <= 20000;
-CREATE TABLE bench_tokens (alg text, n int, token text NOT NULL, PRIMARY KEY (alg, n));
+SELECT id, 'bench', 'bench-key-', sha256(convert_to('bench-key-' || n, 'UTF8')) FROM bench_users WHERE n < :keyed_users;
+CREATE TABLE bench_tokens (alg text, n int, token text NOT NULL, refresh text, PRIMARY KEY (alg, n));
 GRANT SELECT ON bench_tokens TO :app_role;
 CREATE FUNCTION bench_identity(i int, key_alg text DEFAULT 'ES256') RETURNS uuid LANGUAGE plpgsql AS $$
 BEGIN
