@@ -11,9 +11,10 @@
 //! | `USERS`    | a live user's revocation instant, id     | a user is deleted, deactivated or revokes tokens |
 //! | `SESSIONS` | a live session's user, id                | a session ends                  |
 //!
-//! So a token seen before costs three hash lookups; a new token of a user and session this
-//! backend knows (a refresh) costs its signature check; another user's logout costs each user
-//! one session probe, not a signature check. Misses read one row by key (`probe`), never SPI.
+//! So a token seen before costs one hash lookup (three after users or sessions change: see
+//! `Signed`); a new token of a user and session this backend knows (a refresh) costs its
+//! signature check; another user's logout costs each user one session probe, not a signature
+//! check. Misses read one row by key (`probe`), never SPI.
 //! Nothing read through a transaction snapshot (REPEATABLE READ, SERIALIZABLE) is kept: the
 //! same rule as memberships (`tenancy::context`).
 
