@@ -28,6 +28,10 @@ pub enum AuthError {
     InvalidRefreshToken,
     /// 28000: an operation that needs a verified identity was called without one.
     NotAuthenticated,
+    /// The token's user has no live membership in the tenant asked for.
+    NotAMember { user: uuid::Uuid, tenant: uuid::Uuid },
+    /// An end user's or tenant-scoped call needs a current tenant and none is set.
+    NoTenant,
     /// 42501: the caller is not allowed to do this.
     PermissionDenied(String),
     /// P0002: the row does not exist, or the caller may not know that it does.
@@ -48,9 +52,9 @@ impl AuthError {
             AuthError::InvalidToken | AuthError::InvalidRefreshToken | AuthError::NotAuthenticated => {
                 Code::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
-            AuthError::PermissionDenied(_) => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            AuthError::PermissionDenied(_) | AuthError::NotAMember { .. } => Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             AuthError::NotFound(_) => Code::ERRCODE_NO_DATA_FOUND,
-            AuthError::ObjectNotInPrerequisiteState(_) => {
+            AuthError::ObjectNotInPrerequisiteState(_) | AuthError::NoTenant => {
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             AuthError::Internal(_) => Code::ERRCODE_INTERNAL_ERROR,
@@ -73,7 +77,26 @@ impl AuthError {
             AuthError::InvalidApiKey => "invalid API key".into(),
             AuthError::InvalidToken => "invalid or expired token".into(),
             AuthError::InvalidRefreshToken => "invalid refresh token".into(),
-            AuthError::NotAuthenticated => "no authenticated user: call nile_auth.authenticate() with a valid token first".into(),
+            AuthError::NotAuthenticated => "no authenticated user: this role needs a verified token".into(),
+            AuthError::NotAMember { user, tenant } => format!("user {user} is not a member of tenant {tenant}"),
+            AuthError::NoTenant => "no tenant is set".into(),
+        }
+    }
+
+    /// What to do about it, for the errors an application meets per request. Pool-safe forms
+    /// only: a session-level SET would carry identity to the next user of the connection.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            AuthError::NotAuthenticated => Some(
+                "Start each transaction with nile_auth.set_context(token, tenant_id), the token as a bind parameter.",
+            ),
+            AuthError::NotAMember { .. } => Some(
+                "The tenant comes from nile.tenant_id; nile_auth.list_tenants() lists the user's tenants. (A row of another tenant fails with \"violates row-level security policy\" instead.)",
+            ),
+            AuthError::NoTenant => Some(
+                "Pass the tenant to nile_auth.set_context(token, tenant_id) in this transaction; a trusted backend without a token may SET LOCAL nile.tenant_id.",
+            ),
+            _ => None,
         }
     }
 
@@ -92,7 +115,12 @@ impl AuthError {
     pub fn raise(self) -> ! {
         // SAFETY: a backend-local global, read only when the error is logged.
         unsafe { pg_sys::debug_query_string = std::ptr::null() };
-        ErrorReport::new(self.sqlstate(), self.message(), "nile_auth").report(PgLogLevel::ERROR);
+        let report = ErrorReport::new(self.sqlstate(), self.message(), "nile_auth");
+        match self.hint() {
+            Some(hint) => report.set_hint(hint),
+            None => report,
+        }
+        .report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }
 }

@@ -87,10 +87,6 @@ fn member_roles_in_statement(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     answer
 }
 
-fn not_a_member(user: Uuid, tenant: Uuid) -> AuthError {
-    AuthError::PermissionDenied(format!("user {user} is not a member of tenant {tenant}"))
-}
-
 /// The tenant this session may use now, checked: `None` when unset.
 pub fn current_tenant() -> AuthResult<Option<Uuid>> {
     let tenant = with_session_setting(TENANT_ID, |value| {
@@ -110,14 +106,13 @@ fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
             Err(AuthError::PermissionDenied(format!("this token is limited to tenant {scope}")))
         }
         (Caller::User(user), _) if member_roles_cached(user, tenant).is_some() => Ok(Caller::User(user)),
-        (Caller::User(user), _) => Err(not_a_member(user, tenant)),
+        (Caller::User(user), _) => Err(AuthError::NotAMember { user, tenant }),
     }
 }
 
 pub fn require_current_tenant() -> Uuid {
     current_tenant().or_raise().unwrap_or_else(|| {
-        AuthError::ObjectNotInPrerequisiteState("no tenant is set: SET nile.tenant_id or call nile_auth.set_tenant()".into())
-            .raise()
+        AuthError::NoTenant.raise()
     })
 }
 
