@@ -33,3 +33,7 @@ fi
 if ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
 fi
+
+# The client apps' dependencies (tests/clients/<stack>), at the versions their lock files pin.
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/tests/clients/node/install.sh"

@@ -5,7 +5,8 @@
 #   3. the upgrade test                 (tests/upgrade/run.sh: previous release + data -> this one)
 #   4. the pg_regress suite             (tests/pg_regress, against a private server, with the
 #                                        package installed)
-#   5. client tests                     (tests/client/*.sh, against the same server)
+#   5. client tests                     (tests/client/*.sh, against the same server; app_*.sh
+#                                        run the client apps of tests/clients)
 #   6. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
 # Prints one closing line "N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
