@@ -37,3 +37,4 @@ fi
 # The client apps' dependencies (tests/clients/<stack>), at the versions their lock files pin.
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/tests/clients/node/install.sh"
+bash "$root/tests/clients/python/install.sh"
