@@ -25,27 +25,7 @@ q -d nile_pool -c "SET nile.tenant_id = '$bob_tenant'" -c "INSERT INTO notes (bo
 alice_token=$(q -d nile_pool -c "SELECT nile_auth.login('alice@pool.test', 'alice password')->'token'->>'jwt'")
 bob_token=$(q -d nile_pool -c "SELECT nile_auth.login('bob@pool.test', 'bob password')->'token'->>'jwt'")
 
-dir=$(mktemp -d)
-chown postgres "$dir"
-cat >"$dir/pgbouncer.ini" <<INI
-[databases]
-nile_pool = host=$PGHOST port=$PGPORT dbname=nile_pool
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/users.txt
-pool_mode = transaction
-default_pool_size = 1
-max_client_conn = 20
-pidfile = $dir/pgbouncer.pid
-logfile = $dir/pgbouncer.log
-INI
-printf '"pool_web" ""\n' >"$dir/users.txt"
-sudo -u postgres /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini"
-trap 'kill "$(cat "$dir/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 50); do "$BIN/pg_isready" -q -h 127.0.0.1 -p "$BOUNCER_PORT" && break; sleep 0.1; done
+start_pgbouncer nile_pool "$BOUNCER_PORT" pool_web
 
 # Each call is a new client connection to pgbouncer, all sharing one server connection.
 client() { q -h 127.0.0.1 -p "$BOUNCER_PORT" -U pool_web -d nile_pool "$@"; }

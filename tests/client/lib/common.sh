@@ -9,6 +9,32 @@ fresh_db() { # name: an empty database, dropped first if an earlier run left it
   "$BIN/dropdb" --if-exists "$1"
   "$BIN/createdb" "$1"
 }
+start_pgbouncer() { # db port role...: pgbouncer in transaction mode with ONE server connection
+  # to db, on 127.0.0.1:port, trusting the roles; stopped when the calling script exits.
+  local db=$1 port=$2 dir
+  shift 2
+  dir=$(mktemp -d)
+  chown postgres "$dir"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$db = host=$PGHOST port=$PGPORT dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+pool_mode = transaction
+default_pool_size = 1
+max_client_conn = 50
+pidfile = $dir/pgbouncer.pid
+logfile = $dir/pgbouncer.log
+INI
+  printf '"%s" ""\n' "$@" >"$dir/users.txt"
+  sudo -u postgres /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini"
+  trap "kill \$(cat '$dir/pgbouncer.pid' 2>/dev/null) 2>/dev/null || true; rm -rf '$dir'" EXIT
+  for _ in $(seq 50); do "$BIN/pg_isready" -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+}
 app_db() { # name role: a fresh database with nile_auth, and a plain login role (kept if it exists) that may use it
   fresh_db "$1"
   q -d "$1" >/dev/null <<SQL
