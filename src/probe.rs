@@ -14,11 +14,15 @@
 //! INSERT sends no invalidation). Reading the heap directly needs no privilege; callers never
 //! hand a row to SQL.
 
+use crate::cache::EpochCache;
 use pgrx::datum::FromDatum;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::borrow::Borrow;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
+use std::hash::Hash;
+use std::thread::LocalKey;
 
 /// A table read on the hot path: its name in schema nile_auth, the equality function of each
 /// primary key column (in key order), and the columns callers read (by position in `columns`),
@@ -248,6 +252,82 @@ pub fn probe<T>(table: &Table, key: &[pg_sys::Datum], mut read: impl FnMut(&Row)
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         Some(Probe { found, cacheable: !parallel && !own_write })
+    }
+}
+
+/// Whether reads see the transaction's first snapshot rather than one per statement: then
+/// nothing is kept, since that snapshot can predate a change whose invalidation this backend
+/// has already processed.
+pub fn uses_transaction_snapshot() -> bool {
+    // SAFETY: a backend-local global.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// How a cache of probe answers may be used now.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Caching {
+    ReadAndKeep,
+    /// Under a transaction snapshot: see `uses_transaction_snapshot`.
+    ReadOnly,
+    /// In parallel mode: every process answers from the statement's snapshot (`Statement`).
+    Off,
+}
+
+impl Caching {
+    pub fn now() -> Self {
+        if in_parallel_mode() {
+            Caching::Off
+        } else if uses_transaction_snapshot() {
+            Caching::ReadOnly
+        } else {
+            Caching::ReadAndKeep
+        }
+    }
+}
+
+/// The answer for `key` from `cache`, else from `read` (a probe of `table`), and whether it is
+/// kept. An invalidation processed during the probe (its locks read the queue) may be the one
+/// that ended what was read: then the answer is used once and not kept.
+pub fn through_cache<K: Hash + Eq + Copy, V: Clone>(
+    cache: &'static LocalKey<RefCell<EpochCache<K, V>>>,
+    table: &Table,
+    key: K,
+    caching: Caching,
+    capacity: usize,
+    read: impl FnOnce() -> Option<Probe<V>>,
+) -> Option<(V, bool)> {
+    let epoch = epoch(table);
+    if caching != Caching::Off {
+        if let Some(hit) = cache.with_borrow_mut(|c| c.get(epoch, &key)) {
+            return Some((hit, true));
+        }
+    }
+    let Probe { found, cacheable } = read()?;
+    let value = found?;
+    let kept = cacheable && caching == Caching::ReadAndKeep && self::epoch(table) == epoch;
+    if kept {
+        cache.with_borrow_mut(|c| c.insert(epoch, key, value.clone(), capacity));
+    }
+    Some((value, kept))
+}
+
+/// One answer computed in parallel mode, kept for its `Statement` only.
+pub struct StatementMemo<K, V>(Option<(Statement, K, V)>);
+
+impl<K, V: Clone> StatementMemo<K, V> {
+    pub const fn new() -> Self {
+        StatementMemo(None)
+    }
+
+    pub fn get<Q: ?Sized + PartialEq>(&self, statement: Statement, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.as_ref().filter(|(s, k, _)| *s == statement && k.borrow() == key).map(|m| m.2.clone())
+    }
+
+    pub fn set(&mut self, statement: Statement, key: K, value: V) {
+        self.0 = Some((statement, key, value));
     }
 }
 

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use uuid::Uuid;
 
 mod verify;
-pub use verify::{uses_transaction_snapshot, verify_token};
+pub use verify::verify_token;
 
 thread_local! {
     static DATABASE: RefCell<Option<String>> = const { RefCell::new(None) };

@@ -19,7 +19,7 @@
 //! same rule as memberships (`tenancy::context`).
 
 use crate::cache::EpochCache;
-use crate::probe::{self, SESSIONS as SESSIONS_TABLE, SIGNING_KEYS, USERS as USERS_TABLE};
+use crate::probe::{self, Caching, SESSIONS as SESSIONS_TABLE, SIGNING_KEYS, StatementMemo, USERS as USERS_TABLE};
 use crate::tokens::{self, LEEWAY_SECONDS, Verified, VerifyingKey};
 use pgrx::datum::IntoDatum;
 use pgrx::pg_sys;
@@ -54,24 +54,6 @@ fn capacity() -> usize {
     usize::try_from(crate::settings::TOKEN_CACHE_SIZE.get()).unwrap_or(0)
 }
 
-/// Whether reads see the transaction's first snapshot rather than one per statement: then
-/// nothing is kept, since that snapshot can predate a change whose invalidation this backend
-/// has already processed.
-pub fn uses_transaction_snapshot() -> bool {
-    // SAFETY: a backend-local global.
-    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
-}
-
-/// How the caches are used for one verification.
-#[derive(Clone, Copy, PartialEq)]
-enum Caching {
-    ReadAndKeep,
-    /// Under a transaction snapshot: see `uses_transaction_snapshot`.
-    ReadOnly,
-    /// In parallel mode: see `verify_in_statement`.
-    Off,
-}
-
 /// What a token says, if it verifies now.
 pub fn verify_token(token: &str) -> Option<Verified> {
     if probe::in_parallel_mode() {
@@ -84,8 +66,7 @@ pub fn verify_token(token: &str) -> Option<Verified> {
     if last.is_some() {
         return last;
     }
-    let caching = if uses_transaction_snapshot() { Caching::ReadOnly } else { Caching::ReadAndKeep };
-    let (verified, kept) = verify_parts(token, now, caching)?;
+    let (verified, kept) = verify_parts(token, now, Caching::now())?;
     // Only what every cache holds at these epochs may be answered from LAST.
     if kept && epochs() == at {
         // Into the same buffer: no allocation per token on a pooled connection.
@@ -100,7 +81,7 @@ pub fn verify_token(token: &str) -> Option<Verified> {
 }
 
 thread_local! {
-    static IN_STATEMENT: RefCell<Option<(probe::Statement, String, Option<Verified>)>> = const { RefCell::new(None) };
+    static IN_STATEMENT: RefCell<StatementMemo<String, Option<Verified>>> = const { RefCell::new(StatementMemo::new()) };
 }
 
 /// In parallel mode (a leader running a parallel plan, or one of its workers), every process
@@ -115,7 +96,7 @@ thread_local! {
 /// TRANSACTION SNAPSHOT); no newer one may be taken in parallel mode. So there nothing is
 /// verified: 55000, fail closed.
 fn verify_in_statement(token: &str) -> Option<Verified> {
-    if uses_transaction_snapshot() {
+    if probe::uses_transaction_snapshot() {
         crate::errors::AuthError::ObjectNotInPrerequisiteState(
             "a parallel plan cannot verify a token under REPEATABLE READ or SERIALIZABLE: use READ COMMITTED, or SET max_parallel_workers_per_gather = 0"
                 .into(),
@@ -124,12 +105,11 @@ fn verify_in_statement(token: &str) -> Option<Verified> {
     }
     let statement = probe::Statement::current();
     let now = now_seconds();
-    let memo = IN_STATEMENT.with_borrow(|m| m.as_ref().filter(|(s, text, _)| *s == statement && text == token).map(|m| m.2));
-    if let Some(answer) = memo {
+    if let Some(answer) = IN_STATEMENT.with_borrow(|m| m.get(statement, token)) {
         return answer.filter(|v| v.expires_at + LEEWAY_SECONDS >= now);
     }
     let answer = verify_parts(token, now, Caching::Off).map(|(v, _)| v);
-    IN_STATEMENT.set(Some((statement, token.to_owned(), answer)));
+    IN_STATEMENT.with_borrow_mut(|m| m.set(statement, token.to_owned(), answer));
     answer
 }
 
@@ -157,13 +137,13 @@ fn verify_parts(token: &str, now: u64, caching: Caching) -> Option<(Verified, bo
     if kept && signed.confirmed == Some(live_at) {
         return Some((verified, true));
     }
-    let (valid_after_ms, user_kept) = valid_after(verified.user_id, live_at[0], caching)?;
+    let (valid_after_ms, user_kept) = valid_after(verified.user_id, caching)?;
     if (verified.issued_at_ms as i64) < valid_after_ms {
         return None;
     }
     kept &= user_kept;
     if let Some(session) = verified.session {
-        let (user, session_kept) = session_user(session, probe::epoch(&SESSIONS_TABLE), caching)?;
+        let (user, session_kept) = session_user(session, caching)?;
         if user != verified.user_id {
             return None;
         }
@@ -242,43 +222,26 @@ fn verifying_key(kid: &str, epoch: u64, caching: Caching) -> Option<(VerifyingKe
 
 /// The instant (Unix ms) before which `user`'s tokens no longer verify, if the user is live;
 /// and whether the answer is kept.
-fn valid_after(user: Uuid, epoch: u64, caching: Caching) -> Option<(i64, bool)> {
-    if caching != Caching::Off {
-        if let Some(hit) = USERS.with_borrow_mut(|c| c.get(epoch, &user)) {
-            return Some((hit, true));
-        }
-    }
-    let probe::Probe { found, cacheable } = probe::probe(&USERS_TABLE, &[uuid_datum(user)], |row| {
-        // deleted, deactivated: not live. A token's own millisecond is truncated, so the
-        // revocation instant is too: a token minted in the same millisecond just after a
-        // password change must not look older than the change.
-        (row.is_null(0) && row.is_null(1)).then(|| row.get::<i64>(2).map_or(0, probe::unix_ms))
-    })?;
-    let valid_after = found?;
-    let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&USERS_TABLE) == epoch;
-    if kept {
-        USERS.with_borrow_mut(|c| c.insert(epoch, user, valid_after, capacity()));
-    }
-    Some((valid_after, kept))
+fn valid_after(user: Uuid, caching: Caching) -> Option<(i64, bool)> {
+    probe::through_cache(&USERS, &USERS_TABLE, user, caching, capacity(), || {
+        probe::probe(&USERS_TABLE, &[uuid_datum(user)], |row| {
+            // deleted, deactivated: not live. A token's own millisecond is truncated, so the
+            // revocation instant is too: a token minted in the same millisecond just after a
+            // password change must not look older than the change.
+            (row.is_null(0) && row.is_null(1)).then(|| row.get::<i64>(2).map_or(0, probe::unix_ms))
+        })
+    })
 }
 
 /// The user of `session` if it has not ended, and whether the answer is kept. Before ALTER
 /// EXTENSION UPDATE there is no sessions table (nothing found), and only 0.1.0's tokens (no
 /// session) verify.
-fn session_user(session: Uuid, epoch: u64, caching: Caching) -> Option<(Uuid, bool)> {
-    if caching != Caching::Off {
-        if let Some(hit) = SESSIONS.with_borrow_mut(|c| c.get(epoch, &session)) {
-            return Some((hit, true));
-        }
-    }
-    let probe::Probe { found, cacheable } =
-        probe::probe(&SESSIONS_TABLE, &[uuid_datum(session)], |row| if row.is_null(1) { row.get::<pgrx::Uuid>(0) } else { None })?;
-    let user = crate::db::from_pg(found?);
-    let kept = cacheable && caching == Caching::ReadAndKeep && probe::epoch(&SESSIONS_TABLE) == epoch;
-    if kept {
-        SESSIONS.with_borrow_mut(|c| c.insert(epoch, session, user, capacity()));
-    }
-    Some((user, kept))
+fn session_user(session: Uuid, caching: Caching) -> Option<(Uuid, bool)> {
+    probe::through_cache(&SESSIONS, &SESSIONS_TABLE, session, caching, capacity(), || {
+        probe::probe(&SESSIONS_TABLE, &[uuid_datum(session)], |row| {
+            if row.is_null(1) { row.get::<pgrx::Uuid>(0).map(crate::db::from_pg) } else { None }
+        })
+    })
 }
 
 fn uuid_datum(id: Uuid) -> pg_sys::Datum {

@@ -9,7 +9,7 @@ use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
 use crate::cache::EpochCache;
-use crate::probe::{self, TENANT_USERS};
+use crate::probe::{self, Caching, StatementMemo, TENANT_USERS};
 use pgrx::datum::IntoDatum;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -48,29 +48,18 @@ fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     if probe::in_parallel_mode() {
         return member_roles_in_statement(user, tenant);
     }
-    let epoch = probe::epoch(&TENANT_USERS);
-    if let Some(hit) = MEMBERS.with_borrow_mut(|m| m.get(epoch, &(user, tenant))) {
-        return Some(hit);
-    }
-    let probe::Probe { found, cacheable } = probe_membership(user, tenant)?;
-    let roles: Rc<[String]> = found?.into();
-    // An invalidation processed during the probe (its locks read the queue) may be the one
-    // that ended this membership: then the answer is used once and not kept. Nor is an answer
-    // read through a transaction snapshot, which may predate an ending already broadcast.
-    if cacheable && probe::epoch(&TENANT_USERS) == epoch && !crate::identity::uses_transaction_snapshot() {
-        let capacity = usize::try_from(crate::settings::MEMBERSHIP_CACHE_SIZE.get()).unwrap_or(0);
-        MEMBERS.with_borrow_mut(|m| m.insert(epoch, (user, tenant), roles.clone(), capacity));
-    }
-    Some(roles)
+    let capacity = usize::try_from(crate::settings::MEMBERSHIP_CACHE_SIZE.get()).unwrap_or(0);
+    probe::through_cache(&MEMBERS, &TENANT_USERS, (user, tenant), Caching::now(), capacity, || probe_membership(user, tenant))
+        .map(|(roles, _)| roles)
 }
 
-fn probe_membership(user: Uuid, tenant: Uuid) -> Option<probe::Probe<Vec<String>>> {
+fn probe_membership(user: Uuid, tenant: Uuid) -> Option<probe::Probe<Rc<[String]>>> {
     let key = [to_pg(tenant).into_datum()?, to_pg(user).into_datum()?];
-    probe::probe(&TENANT_USERS, &key, |row| row.is_null(0).then(|| row.get::<Vec<String>>(1).unwrap_or_default()))
+    probe::probe(&TENANT_USERS, &key, |row| row.is_null(0).then(|| row.get::<Vec<String>>(1).unwrap_or_default().into()))
 }
 
 thread_local! {
-    static IN_STATEMENT: RefCell<Option<(probe::Statement, (Uuid, Uuid), Option<Rc<[String]>>)>> = const { RefCell::new(None) };
+    static IN_STATEMENT: RefCell<StatementMemo<(Uuid, Uuid), Option<Rc<[String]>>>> = const { RefCell::new(StatementMemo::new()) };
 }
 
 /// In parallel mode, the membership as the statement's snapshot shows it, read once per
@@ -78,12 +67,11 @@ thread_local! {
 /// `identity::verify`).
 fn member_roles_in_statement(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     let statement = probe::Statement::current();
-    let memo = IN_STATEMENT.with_borrow(|m| m.as_ref().filter(|(s, k, _)| *s == statement && *k == (user, tenant)).map(|m| m.2.clone()));
-    if let Some(answer) = memo {
+    if let Some(answer) = IN_STATEMENT.with_borrow(|m| m.get(statement, &(user, tenant))) {
         return answer;
     }
-    let answer: Option<Rc<[String]>> = probe_membership(user, tenant).and_then(|p| p.found).map(Into::into);
-    IN_STATEMENT.set(Some((statement, (user, tenant), answer.clone())));
+    let answer = probe_membership(user, tenant).and_then(|p| p.found);
+    IN_STATEMENT.with_borrow_mut(|m| m.set(statement, (user, tenant), answer.clone()));
     answer
 }
 
