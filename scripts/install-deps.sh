@@ -38,3 +38,4 @@ fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/tests/clients/node/install.sh"
 bash "$root/tests/clients/python/install.sh"
+bash "$root/tests/clients/rust/install.sh"

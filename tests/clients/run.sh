@@ -2,7 +2,7 @@
 # Runs one stack's client apps (tests/clients/<stack>/run.sh) against a fresh database made with
 # schema.sql: first connected directly, then through pgbouncer in transaction mode (one server
 # connection, so successive requests share a backend). Against the server in PGHOST/PGPORT.
-# Usage: tests/clients/run.sh python|node
+# Usage: tests/clients/run.sh python|node|rust
 set -euo pipefail
 stack=$1
 here=$(cd "$(dirname "$0")" && pwd)
