@@ -3,9 +3,13 @@
 //! `enable_tenant_isolation(tbl)` gives the table a `tenant_id uuid NOT NULL REFERENCES
 //! nile_auth.tenants(id) DEFAULT nile_auth.tenant_id()`, enables and FORCEs row-level security
 //! (so the owner is bound too), and creates the single policy
-//!   tenant_isolation FOR ALL USING (tenant_id = nile_auth.tenant_id()) WITH CHECK (same)
-//! plus an index leading with tenant_id. The policy is a plain STABLE call with no subquery,
-//! which keeps it valid when the table is later distributed by tenant_id (Citus).
+//!   tenant_isolation FOR ALL USING (tenant_id = nile_auth.tenant_id())
+//!                    WITH CHECK (tenant_id = nile_auth._require_tenant_id())
+//! plus an index leading with tenant_id. The check raises 55000 "no tenant is set" for a write
+//! with no tenant, where `tenant_id()` (NULL) would fail it as a policy violation that says
+//! nothing of the cause; reads with no tenant still see no rows. Both are plain STABLE calls
+//! with no subquery, which keeps the policy valid when the table is later distributed by
+//! tenant_id (Citus).
 //!
 //! What row-level security alone leaves open is closed here too: every table below the isolated
 //! one (partitions, inheriting tables) gets the same policy, now and, through the event trigger
@@ -138,8 +142,9 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
     true
 }
 
-/// The policy's definition as enable_tenant_isolation creates it, as pg_get_expr shows it.
-const POLICY_EXPR: &str = "(tenant_id = nile_auth.tenant_id())";
+/// The policy's expressions as enable_tenant_isolation creates them, as pg_get_expr shows them.
+const POLICY_USING: &str = "(tenant_id = nile_auth.tenant_id())";
+const POLICY_CHECK: &str = "(tenant_id = nile_auth._require_tenant_id())";
 
 /// Whether `tbl` has a policy named tenant_isolation, and whether it is exactly ours (for all
 /// commands and roles, permissive, the documented expressions).
@@ -147,9 +152,9 @@ fn policy_state(tbl: pg_sys::Oid) -> Option<bool> {
     read_one::<bool>(
         "SELECT p.polpermissive AND p.polcmd = '*' AND p.polroles = '{0}'
                 AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = $3
-                AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = $3
+                AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = $4
            FROM pg_catalog.pg_policy p WHERE p.polrelid = $1 AND p.polname = $2",
-        &[tbl.into(), POLICY.into(), POLICY_EXPR.into()],
+        &[tbl.into(), POLICY.into(), POLICY_USING.into(), POLICY_CHECK.into()],
     )
 }
 
@@ -221,10 +226,7 @@ fn bind(tbl: pg_sys::Oid, name: &str) -> bool {
     }
     if policy != Some(true) {
         write(
-            &format!(
-                "CREATE POLICY {POLICY} ON {name} FOR ALL
-                   USING (tenant_id = nile_auth.tenant_id()) WITH CHECK (tenant_id = nile_auth.tenant_id())"
-            ),
+            &format!("CREATE POLICY {POLICY} ON {name} FOR ALL USING {POLICY_USING} WITH CHECK {POLICY_CHECK}"),
             &[],
         );
     }

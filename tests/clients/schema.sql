@@ -31,5 +31,5 @@ CREATE TABLE clustify.clusters (
     name      text NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
-SELECT nile_auth.enable_tenant_isolation('clustify.clusters') AS isolated;
+SELECT nile_auth.enable_tenant_isolation('clustify.clusters');
 RESET ROLE;

@@ -79,6 +79,8 @@ async function story(label, stack, api, pool) {
   check('an update of toy from Managed Expenses touches no row', 0,
     await api.renameCluster(mary.token.jwt, managed.id, toy.id, 'hijacked'));
   check('shaun asking for side project gets 403', 403, await status(api.listClusters(shaun.token.jwt, side.id)));
+  check('a write with no tenant says so: 409, no tenant is set', [409, 'no tenant is set'],
+    await api.createCluster(shaun.token.jwt, null, 'nowhere').then(() => 'ok', (e) => [e.status, e.message]));
 
   // 3. No token, bad token.
   check('no token (no set_context), tenant named: 401', 401, await status(api.listClustersWithoutToken(managed.id)));

@@ -80,6 +80,8 @@ def run(app, stack):
     check("Shaun asking for side project: 403", 403, app.list_clusters(shaun_token, side["id"])[0])
     check("Shaun cannot write into side project: 403", 403,
           app.create_cluster(shaun_token, side["id"], "intruder")[0])
+    check("a write with no tenant says so: 409, no tenant is set", (409, "no tenant is set"),
+          app.create_cluster(shaun_token, None, "nowhere"))
 
     # 3. No token, bad token. A missing token is sent as '' and refused like a bad one.
     check("no token: 401", 401, app.list_clusters(None, managed["id"])[0])

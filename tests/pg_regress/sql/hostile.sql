@@ -46,9 +46,13 @@ SELECT count(*) FILTER (WHERE name = 'toy') AS toy_rows FROM clustify.clusters W
 DISCARD ALL;
 SELECT nile_auth.user_id() IS NULL AS no_identity, nile_auth.tenant_id() IS NULL AS no_tenant;
 SELECT count(*) AS after_discard FROM clustify.clusters;
--- Fail closed: with a token but no tenant, reads see nothing and writes are refused.
+-- Fail closed: with a token but no tenant, reads see nothing and writes are refused, with an
+-- error that says why (55000 "no tenant is set", not a policy violation), whether or not the
+-- row names its tenant.
 SELECT nile_auth.authenticate(:'shaun') IS NOT NULL AS shaun_in;
 SELECT test_util.try($$INSERT INTO clustify.clusters (name) VALUES ('no tenant')$$) AS insert_without_tenant;
+SELECT test_util.try(format('INSERT INTO clustify.clusters (name, tenant_id) VALUES (%L, %L)', 'named', :'managed')) AS insert_naming_tenant;
+SELECT test_util.try($$INSERT INTO clustify.clusters (name, tenant_id) VALUES ('null', NULL)$$) AS insert_null_tenant;
 WITH u AS (UPDATE clustify.clusters SET name = 'x' RETURNING 1) SELECT count(*) AS updated_without_tenant FROM u;
 
 -- The table owner (not a superuser) is bound by the policy too (FORCE), and so are views and
@@ -76,5 +80,8 @@ SET nile.tenant_id = :'managed';
 SELECT name FROM clustify.clusters ORDER BY name;
 SET nile.tenant_id = :'side';
 SELECT name FROM clustify.clusters;
+-- Trusted or not, a write needs a tenant.
+RESET nile.tenant_id;
+SELECT test_util.try(format('INSERT INTO clustify.clusters (name, tenant_id) VALUES (%L, %L)', 'job', :'side')) AS backend_insert_without_tenant;
 \c - postgres
 REVOKE nile_auth_backend FROM clustify_owner;

@@ -102,11 +102,14 @@ SELECT md5(string_agg(a::text, ',' ORDER BY a.id)) = (SELECT value FROM upgrade_
 -- The isolated table: rows, policy and row-level security as they were.
 SELECT t.name AS tenant, count(*) AS orders FROM shop.orders o JOIN nile_auth.tenants t ON t.id = o.tenant_id GROUP BY t.name ORDER BY 1;
 SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'shop.orders'::regclass;
-SELECT polname, pg_get_expr(polqual, polrelid) AS using FROM pg_policy WHERE polrelid = 'shop.orders'::regclass;
+-- The policy is 0.2.0's: its check says when no tenant is set.
+SELECT polname, pg_get_expr(polqual, polrelid) AS using, pg_get_expr(polwithcheck, polrelid) AS with_check
+  FROM pg_policy WHERE polrelid = 'shop.orders'::regclass;
 SELECT value AS dan_password FROM upgrade_fixture.secrets WHERE name = 'dan_password' \gset
 -- and isolation holds for end users: dan sees each of his tenants' rows, only there.
 \c - upgrade_web
 SELECT nile_auth.authenticate(nile_auth.login('dan@upgrade.test', :'dan_password')->'token'->>'jwt') IS NOT NULL AS dan_in;
+SELECT upgrade_fixture.try($$INSERT INTO shop.orders (item) VALUES ('no tenant')$$) AS insert_without_tenant;
 SELECT nile_auth.set_tenant(:'acme') IS NOT NULL AS in_acme;
 SELECT item FROM shop.orders ORDER BY item;
 INSERT INTO shop.orders (item) VALUES ('acme spring') RETURNING item, tenant_id = :'acme' AS in_acme;

@@ -64,8 +64,8 @@ impl Api {
         .await
     }
 
-    async fn create_cluster(&self, token: &str, tenant: Uuid, name: &str) -> Result<(Uuid, Uuid)> {
-        with_context(&self.pool, Some(token), Some(tenant), async |c| {
+    async fn create_cluster(&self, token: &str, tenant: Option<Uuid>, name: &str) -> Result<(Uuid, Uuid)> {
+        with_context(&self.pool, Some(token), tenant, async |c| {
             let row = query("INSERT INTO clustify.clusters (name) VALUES ($1) RETURNING id, tenant_id")
                 .bind(name)
                 .fetch_one(c)
@@ -230,7 +230,7 @@ async fn story(t: &Checks, api: &Api, run: &str) {
 
     // 2. Tenant isolation.
     let names = |r: Result<Listing>, what: &str| t.ok(what, r).names;
-    let (first, first_tenant) = t.ok("create MyFirstCluster", api.create_cluster(shaun_jwt, managed_id, "MyFirstCluster").await);
+    let (first, first_tenant) = t.ok("create MyFirstCluster", api.create_cluster(shaun_jwt, Some(managed_id), "MyFirstCluster").await);
     t.check("shaun inserts MyFirstCluster; tenant_id filled in from the context", managed_id, first_tenant);
     t.check(
         "mary in Managed Expenses sees it",
@@ -242,7 +242,7 @@ async fn story(t: &Checks, api: &Api, run: &str) {
         1,
         t.ok("rename", api.rename_cluster(mary_jwt, managed_id, first, "MyFirstCluster (renamed)").await),
     );
-    let (toy, toy_tenant) = t.ok("create toy", api.create_cluster(mary_jwt, side_id, "toy").await);
+    let (toy, toy_tenant) = t.ok("create toy", api.create_cluster(mary_jwt, Some(side_id), "toy").await);
     t.check("mary in side project creates toy", side_id, toy_tenant);
     t.check(
         "shaun in Managed Expenses lists only the renamed cluster, never toy",
@@ -255,6 +255,11 @@ async fn story(t: &Checks, api: &Api, run: &str) {
         t.ok("rename toy", api.rename_cluster(mary_jwt, managed_id, toy, "hijacked").await),
     );
     t.check("shaun asking for side project gets 403", 403, status(api.list_clusters(Some(shaun_jwt), side_id).await));
+    t.check(
+        "a write with no tenant says so: 409, no tenant is set",
+        Some((409, "no tenant is set".to_string())),
+        api.create_cluster(shaun_jwt, None, "nowhere").await.err().map(|e| (e.status, e.message)),
+    );
 
     // 3. No token, bad token.
     t.check(
