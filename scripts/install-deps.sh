@@ -13,6 +13,10 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# The client apps (tests/clients) need Node.js with npm, and a python3 that can make a venv;
+# Debian's come from these packages, unless the machine has its own.
+command -v npm >/dev/null || missing+=(nodejs npm)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

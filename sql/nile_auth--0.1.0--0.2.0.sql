@@ -140,11 +140,27 @@ REVOKE EXECUTE ON FUNCTION nile_auth._guard_isolated_tables() FROM PUBLIC;
 CREATE EVENT TRIGGER nile_auth_guard_isolated_tables ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE POLICY', 'ALTER POLICY')
     EXECUTE FUNCTION nile_auth._guard_isolated_tables();
--- Tables isolated under 0.1.0 get the same guards now, their partitions and inheriting tables
--- included, and 0.2.0's tenant_isolation policy (issue 14): its WITH CHECK is
+-- 0.2.0's tenant_isolation policy (issue 14): its WITH CHECK is
 -- (tenant_id = nile_auth._require_tenant_id()), so a write with no tenant set fails with 55000
--- "no tenant is set" rather than as a policy violation. _guard_isolated_tree puts the policy
--- back as enable_tenant_isolation makes it. Other permissive policies already there are left alone (the update does not drop a
+-- "no tenant is set" rather than as a policy violation. Every policy 0.1.0 made gets it here,
+-- partitions isolated on their own included, before the guards below look at the policies.
+DO $$
+DECLARE
+    isolated pg_catalog.regclass;
+BEGIN
+    FOR isolated IN
+        SELECT p.polrelid::pg_catalog.regclass
+          FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+         WHERE p.polname = 'tenant_isolation' AND c.relnamespace <> 'nile_auth'::pg_catalog.regnamespace
+           AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = '(tenant_id = nile_auth.tenant_id())'
+           AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = '(tenant_id = nile_auth.tenant_id())'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER POLICY tenant_isolation ON %s WITH CHECK (tenant_id = nile_auth._require_tenant_id())', isolated);
+    END LOOP;
+END $$;
+
+-- Tables isolated under 0.1.0 get the same guards now, their partitions and inheriting tables
+-- included. Other permissive policies already there are left alone (the update does not drop a
 -- DBA's policy) and named in a WARNING; so is a partition 0.1.0 isolated on its own, which its
 -- parent still shows across tenants.
 DO $$

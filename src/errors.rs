@@ -94,7 +94,7 @@ impl AuthError {
                 "The tenant comes from nile.tenant_id; nile_auth.list_tenants() lists the user's tenants. (A row of another tenant fails with \"violates row-level security policy\" instead.)",
             ),
             AuthError::NoTenant => Some(
-                "Pass the tenant to nile_auth.set_context(token, tenant_id) in this transaction; a trusted backend without a token may SET LOCAL nile.tenant_id.",
+                "Pass the tenant to nile_auth.set_context(token, tenant_id) in this transaction; a trusted backend without a token calls nile_auth.set_tenant(tenant_id, true).",
             ),
             _ => None,
         }

@@ -25,12 +25,15 @@ export class NileAuthError extends Error {
    * @param {string | undefined} sqlstate the server's SQLSTATE, when there was one
    * @param {string} message
    * @param {unknown} [cause]
+   * @param {string} [hint] the server's HINT: what to do (the two 42501s, "not a member" and a
+   *   row of another tenant, differ in message and hint)
    */
-  constructor(status, sqlstate, message, cause) {
+  constructor(status, sqlstate, message, cause, hint) {
     super(message, { cause });
     this.name = 'NileAuthError';
     this.status = status;
     this.sqlstate = sqlstate;
+    this.hint = hint;
   }
 
   /**
@@ -47,10 +50,15 @@ export class NileAuthError extends Error {
       // as EPIPE, have a code but no severity).
       const { code, severity } = /** @type {{code?: unknown, severity?: unknown}} */ (c);
       if (typeof code === 'string' && typeof severity === 'string') {
-        return new NileAuthError(HTTP_STATUS_BY_SQLSTATE[code] ?? 500, code, c.message, c);
+        const { hint } = /** @type {{hint?: string}} */ (c);
+        return new NileAuthError(HTTP_STATUS_BY_SQLSTATE[code] ?? 500, code, c.message, c, hint);
       }
     }
-    return new NileAuthError(500, undefined, 'internal error', e);
+    // Not a server error. Drizzle's wrapper (it has `params`) is dropped from the cause chain:
+    // its message lists the token, and loggers print causes.
+    let cause = e;
+    while (cause instanceof Error && 'params' in cause) cause = cause.cause;
+    return new NileAuthError(500, undefined, 'internal error', cause);
   }
 }
 

@@ -98,13 +98,18 @@ fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
     }
 }
 
+/// The current tenant. With none set: 28000 for an end-user role without a verified token (the
+/// missing identity comes first: a 401, not "pick a tenant"), else 55000 "no tenant is set".
 pub fn require_current_tenant() -> Uuid {
     current_tenant().or_raise().unwrap_or_else(|| {
+        caller_and_scope().or_raise();
         AuthError::NoTenant.raise()
     })
 }
 
-/// The current tenant, or error 55000 when none is set: for `list_users()` (sql/listings.sql).
+/// `require_current_tenant()` for SQL: the check of every tenant isolation policy (src/policies.rs)
+/// and `list_users()` (sql/listings.sql). Application roles run it inside their writes, so it must
+/// stay executable by PUBLIC.
 #[pg_extern(stable, parallel_restricted, name = "_require_tenant_id")]
 fn require_tenant_id_sql() -> pgrx::Uuid {
     to_pg(require_current_tenant())

@@ -16,10 +16,11 @@ q -d "$db" -f "$here/schema.sql" >/dev/null
 start_pgbouncer "$db" "$BOUNCER_PORT" clustify_web clustify_api
 
 # Each app reads: NILE_DB_HOST, NILE_DB_PORT, NILE_DB_NAME, NILE_DB_USER (the end-user role),
+# NILE_DB_BACKEND_USER (the trusted backend role, for jobs with no end user),
 # NILE_VIA ("direct" or "pgbouncer"), and exits non-zero on the first failed check.
 for via in direct pgbouncer; do
   if [ "$via" = direct ]; then host=$PGHOST port=$PGPORT; else host=127.0.0.1 port=$BOUNCER_PORT; fi
   # A fresh set of users per run: the apps sign up with this suffix in their emails.
-  NILE_DB_HOST=$host NILE_DB_PORT=$port NILE_DB_NAME=$db NILE_DB_USER=clustify_web NILE_VIA=$via \
+  NILE_DB_HOST=$host NILE_DB_PORT=$port NILE_DB_NAME=$db NILE_DB_USER=clustify_web NILE_DB_BACKEND_USER=clustify_api NILE_VIA=$via \
     NILE_RUN=$via-$$ bash "$here/$stack/run.sh"
 done

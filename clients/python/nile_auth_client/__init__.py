@@ -30,20 +30,25 @@ SET_CONTEXT = "SELECT nile_auth.set_context(%s, %s::uuid)"
 
 
 class NileAuthError(Exception):
-    """A database error as an HTTP status, with the SQLSTATE and the server's message."""
+    """A database error as an HTTP status, with the SQLSTATE, the server's message and its hint
+    (what to do: the two 42501s, "not a member" and a row of another tenant, differ in both)."""
 
-    def __init__(self, status, sqlstate, message):
+    def __init__(self, status, sqlstate, message, hint=None):
         super().__init__(f"{status} ({sqlstate}): {message}")
-        self.status, self.sqlstate, self.message = status, sqlstate, message
+        self.status, self.sqlstate, self.message, self.hint = status, sqlstate, message, hint
 
     @classmethod
     def from_db_error(cls, e):
-        """From a psycopg error, or a SQLAlchemy DBAPIError wrapping one (its .orig)."""
+        """From a psycopg error, or a SQLAlchemy DBAPIError wrapping one (its .orig). Only the
+        server's own fields are kept: SQLAlchemy's str(e) lists the statement's parameters, the
+        token among them, so it never becomes the message."""
         e = getattr(e, "orig", None) or e
         sqlstate = getattr(e, "sqlstate", None)
         diag = getattr(e, "diag", None)
-        message = (diag and diag.message_primary) or str(e)
-        return cls(HTTP_STATUS.get(sqlstate, 500), sqlstate, message)
+        message = diag and diag.message_primary
+        if not message:  # not a server error (a lost connection, say): psycopg's own text
+            message = str(e) if hasattr(e, "sqlstate") else "internal error"
+        return cls(HTTP_STATUS.get(sqlstate, 500), sqlstate, message, diag and diag.message_hint)
 
 
 from_db_error = NileAuthError.from_db_error

@@ -12,10 +12,8 @@ import { withContext, fromDbError } from 'nile-auth-client';
 import { runStory } from './story.mjs';
 
 const env = process.env;
-const pool = new pg.Pool({
-  host: env.NILE_DB_HOST, port: Number(env.NILE_DB_PORT), database: env.NILE_DB_NAME,
-  user: env.NILE_DB_USER, max: 4,
-});
+const connection = { host: env.NILE_DB_HOST, port: Number(env.NILE_DB_PORT), database: env.NILE_DB_NAME };
+const pool = new pg.Pool({ ...connection, user: env.NILE_DB_USER, max: 4 });
 
 // What an HTTP handler does with any failure: NileAuthError carries the status to send.
 const request = (fn) => async (...args) => {
@@ -46,6 +44,26 @@ const api = {
   renameCluster: request((token, tenantId, id, name) => withContext(pool, token, tenantId, async (c) =>
     (await c.query('UPDATE clustify.clusters SET name = $2 WHERE id = $1::uuid', [id, name])).rowCount)),
   listClusters: request((token, tenantId) => withContext(pool, token, tenantId, listClusters)),
+
+  // A row naming another tenant than the context's: refused by the policy, not by set_context.
+  plantCluster: request((token, tenantId, otherTenantId, name) => withContext(pool, token, tenantId, async (c) =>
+    (await c.query('INSERT INTO clustify.clusters (name, tenant_id) VALUES ($1, $2::uuid)', [name, otherTenantId])).rowCount)),
+
+  // A job with no end user, as the trusted backend role: the tenant a bind parameter of
+  // set_tenant(…, true), checked and scoped to the transaction (rolled back: it leaves no row).
+  backendCount: request(async (tenantId) => {
+    const client = new pg.Client({ ...connection, user: env.NILE_DB_BACKEND_USER });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      if (tenantId) await client.query('SELECT nile_auth.set_tenant($1::uuid, true)', [tenantId]);
+      await client.query("INSERT INTO clustify.clusters (name) VALUES ('backend job')");
+      return Number((await client.query('SELECT count(*) AS n FROM clustify.clusters')).rows[0].n);
+    } finally {
+      await client.query('ROLLBACK').catch(() => {});
+      await client.end();
+    }
+  }),
 
   // A handler that forgot set_context: the tenant alone (a transaction-local setting, as a bind
   // parameter) is refused for an end-user role without a token; with no tenant it sees nothing.

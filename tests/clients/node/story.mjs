@@ -16,6 +16,8 @@ import { isDeepStrictEqual } from 'node:util';
  * @property {(token: string, tenantId: string, id: string, name: string) => Promise<number>} renameCluster
  * @property {(token: string | undefined, tenantId: string) => Promise<Listing>} listClusters
  * @property {(tenantId: string | null) => Promise<Listing>} listClustersWithoutToken
+ * @property {(token: string, tenantId: string, otherTenantId: string, name: string) => Promise<number>} [plantCluster]
+ * @property {(tenantId: string | null) => Promise<number>} [backendCount] a trusted backend job
  */
 
 /**
@@ -81,6 +83,20 @@ async function story(label, stack, api, pool) {
   check('shaun asking for side project gets 403', 403, await status(api.listClusters(shaun.token.jwt, side.id)));
   check('a write with no tenant says so: 409, no tenant is set', [409, 'no tenant is set'],
     await api.createCluster(shaun.token.jwt, null, 'nowhere').then(() => 'ok', (e) => [e.status, e.message]));
+  // The two 403s are told apart by message and hint.
+  const refusal = (p) => p.then(() => 'ok', (e) => [e.status, e.message.replace(/[0-9a-f-]{36}/g, '<uuid>'), e.hint?.includes('list_tenants()')]);
+  check('not a member: 403, says so, and the hint points to list_tenants()',
+    [403, 'user <uuid> is not a member of tenant <uuid>', true], await refusal(api.listClusters(shaun.token.jwt, side.id)));
+  if (api.plantCluster) {
+    check('a row naming another tenant (mary is a member of both): 403, the policy\'s message, no hint',
+      [403, 'new row violates row-level security policy for table "clusters"', undefined],
+      await refusal(api.plantCluster(mary.token.jwt, managed.id, side.id, 'planted')));
+  }
+  if (api.backendCount) {
+    check('a trusted backend job in Managed Expenses sees its rows (and its own insert)', 2, await api.backendCount(managed.id));
+    check('a trusted backend job with no tenant: 409, no tenant is set', [409, 'no tenant is set'],
+      await api.backendCount(null).then(() => 'ok', (e) => [e.status, e.message]));
+  }
 
   // 3. No token, bad token.
   check('no token (no set_context), tenant named: 401', 401, await status(api.listClustersWithoutToken(managed.id)));

@@ -101,6 +101,29 @@ def list_without_context(tenant):
     return public(request)
 
 
+def plant_cluster(token, tenant, other_tenant, name):
+    """A write in one tenant of a row naming another: refused by the policy, not by set_context."""
+    return handle(token, tenant, lambda conn: conn.execute(
+        "INSERT INTO clustify.clusters (name, tenant_id) VALUES (%s, %s::uuid)", (name, other_tenant)).rowcount)
+
+
+def backend_count(tenant):
+    """A job with no end user, as the trusted backend role (NILE_DB_BACKEND_USER): the tenant is
+    a bind parameter to set_tenant(…, true), checked and scoped to this transaction."""
+    def job(conn):
+        if tenant is not None:
+            conn.execute("SELECT nile_auth.set_tenant(%s::uuid, true)", (tenant,))
+        conn.execute("INSERT INTO clustify.clusters (name) VALUES ('backend job')")
+        return conn.execute("SELECT count(*) FROM clustify.clusters").fetchone()[0]
+    try:
+        with psycopg.connect(**dict(settings, user=story.backend_user()), autocommit=True,
+                             prepare_threshold=None) as conn, conn.transaction(force_rollback=True):
+            return 200, job(conn)
+    except psycopg.Error as e:
+        error = NileAuthError.from_db_error(e)
+        return error.status, error.message
+
+
 def idle_contexts():
     """What each pooled connection sees between requests: all of them held at once."""
     conns = [pool.getconn() for _ in range(story.POOL_SIZE)]

@@ -17,6 +17,8 @@ engine = create_engine(
     URL.create("postgresql+psycopg", username=settings["user"], database=settings["dbname"],
                query={"host": settings["host"], "port": settings["port"]}),
     pool_size=story.POOL_SIZE, max_overflow=0,
+    # SQLAlchemy's errors and echo logs list a statement's parameters: the token set_context binds.
+    hide_parameters=True,
     # Behind pgbouncer in transaction mode, no server-side prepared statements (see app_psycopg).
     connect_args={"prepare_threshold": None} if via_pgbouncer else {})
 Session = install_sqlalchemy_context(sessionmaker(engine))

@@ -25,6 +25,11 @@ def connection_settings():
                  user=env["NILE_DB_USER"]), env["NILE_VIA"] == "pgbouncer")
 
 
+def backend_user():
+    """The trusted backend role (a member of nile_auth_backend), for jobs with no end user."""
+    return os.environ["NILE_DB_BACKEND_USER"]
+
+
 def run(app, stack):
     label = f"{stack}/{os.environ['NILE_VIA']}"
     run_id = os.environ["NILE_RUN"]
@@ -82,6 +87,18 @@ def run(app, stack):
           app.create_cluster(shaun_token, side["id"], "intruder")[0])
     check("a write with no tenant says so: 409, no tenant is set", (409, "no tenant is set"),
           app.create_cluster(shaun_token, None, "nowhere"))
+    # The two 403s are told apart by their messages (and hints, NileAuthError.hint).
+    check("not a member: the message says so", True,
+          "is not a member of tenant" in app.create_cluster(shaun_token, side["id"], "intruder")[1])
+    if hasattr(app, "plant_cluster"):
+        check("a row naming another tenant (Mary is a member of both): 403, the policy's message",
+              (403, True), (lambda r: (r[0], "violates row-level security policy" in r[1]))(
+                  app.plant_cluster(mary_token, managed["id"], side["id"], "planted")))
+    if hasattr(app, "backend_count"):
+        check("a trusted backend job in Managed Expenses sees its rows (and its own insert)", (200, 2),
+              app.backend_count(managed["id"]))
+        check("a trusted backend job with no tenant: 409, no tenant is set", (409, "no tenant is set"),
+              app.backend_count(None))
 
     # 3. No token, bad token. A missing token is sent as '' and refused like a bad one.
     check("no token: 401", 401, app.list_clusters(None, managed["id"])[0])

@@ -54,6 +54,17 @@ SELECT test_util.try($$INSERT INTO clustify.clusters (name) VALUES ('no tenant')
 SELECT test_util.try(format('INSERT INTO clustify.clusters (name, tenant_id) VALUES (%L, %L)', 'named', :'managed')) AS insert_naming_tenant;
 SELECT test_util.try($$INSERT INTO clustify.clusters (name, tenant_id) VALUES ('null', NULL)$$) AS insert_null_tenant;
 WITH u AS (UPDATE clustify.clusters SET name = 'x' RETURNING 1) SELECT count(*) AS updated_without_tenant FROM u;
+-- Each per-request error says what to do, in pool-safe forms only (never a session-level SET).
+CREATE FUNCTION pg_temp.hint(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE h text;
+BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT; RETURN SQLSTATE || ': ' || h;
+END $$;
+SELECT pg_temp.hint($$INSERT INTO clustify.clusters (name) VALUES ('no tenant')$$) AS no_tenant_hint;
+SELECT pg_temp.hint(format('SELECT nile_auth.set_tenant(%L, true)', :'side')) AS not_a_member_hint;
+RESET nile.auth_token;
+SELECT pg_temp.hint(format('SELECT nile_auth.set_tenant(%L, true)', :'managed')) AS no_token_hint;
+-- With neither token nor tenant, a write is refused for the missing identity first (401, not 409).
+SELECT test_util.try($$INSERT INTO clustify.clusters (name) VALUES ('nobody')$$) AS insert_without_token_or_tenant;
 
 -- The table owner (not a superuser) is bound by the policy too (FORCE), and so are views and
 -- SECURITY DEFINER functions it writes.

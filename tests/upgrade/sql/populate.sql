@@ -24,6 +24,9 @@ DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_web') THEN
         CREATE ROLE upgrade_web LOGIN;      -- the web tier: end users with tokens
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_auditor') THEN
+        CREATE ROLE upgrade_auditor;        -- has a DBA's permissive policy on shop.orders
+    END IF;
 END $$;
 GRANT USAGE ON SCHEMA nile_auth TO upgrade_owner, upgrade_web;
 GRANT USAGE ON SCHEMA upgrade_fixture TO upgrade_web;  -- for try(); the tables stay private
@@ -90,6 +93,8 @@ CREATE TABLE shop.orders (id serial PRIMARY KEY, item text NOT NULL);
 GRANT SELECT, INSERT, UPDATE, DELETE ON shop.orders TO upgrade_web;
 GRANT USAGE ON SEQUENCE shop.orders_id_seq TO upgrade_web;
 SELECT nile_auth.enable_tenant_isolation('shop.orders');
+-- A DBA's permissive policy beside it, which 0.1.0 allowed: the update must name it, not fail.
+CREATE POLICY auditors ON shop.orders FOR SELECT TO upgrade_auditor USING (true);
 -- Rows in three tenants, written by end users through the web role.
 \c - upgrade_web
 SELECT set_config('nile.auth_token', (SELECT nile_auth.login('ann@upgrade.test', 'ann password 1')->'token'->>'jwt'), false) IS NOT NULL AS ann_in;

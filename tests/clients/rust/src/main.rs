@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use nile::{NileAuthError, query, with_context};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::Row;
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 type Result<T> = std::result::Result<T, NileAuthError>;
@@ -29,6 +29,8 @@ struct Listing {
 /// NileAuthError whose `.status` it would send.
 struct Api {
     pool: PgPool,
+    /// Connected as the trusted backend role (NILE_DB_BACKEND_USER), for jobs with no end user.
+    backend: PgPool,
 }
 
 impl Api {
@@ -73,6 +75,33 @@ impl Api {
             Ok((row.try_get("id")?, row.try_get("tenant_id")?))
         })
         .await
+    }
+
+    /// A row naming another tenant than the context's: refused by the policy, not by set_context.
+    async fn plant_cluster(&self, token: &str, tenant: Uuid, other: Uuid, name: &str) -> Result<u64> {
+        with_context(&self.pool, Some(token), Some(tenant), async |c| {
+            Ok(query("INSERT INTO clustify.clusters (name, tenant_id) VALUES ($1, $2)")
+                .bind(name)
+                .bind(other)
+                .execute(c)
+                .await?
+                .rows_affected())
+        })
+        .await
+    }
+
+    /// A job with no end user, as the trusted backend role: the tenant is a bind parameter of
+    /// set_tenant(…, true), checked and scoped to the transaction, which is rolled back (the
+    /// job's insert leaves no row). Returns the rows it sees.
+    async fn backend_count(&self, tenant: Option<Uuid>) -> Result<i64> {
+        let mut tx = self.backend.begin().await?;
+        if let Some(tenant) = tenant {
+            query("SELECT nile_auth.set_tenant($1, true)").bind(tenant).execute(&mut *tx).await?;
+        }
+        query("INSERT INTO clustify.clusters (name) VALUES ('backend job')").execute(&mut *tx).await?;
+        let count = query("SELECT count(*) FROM clustify.clusters").fetch_one(&mut *tx).await?.try_get(0)?;
+        tx.rollback().await?;
+        Ok(count)
     }
 
     async fn rename_cluster(&self, token: &str, tenant: Uuid, id: Uuid, name: &str) -> Result<u64> {
@@ -179,11 +208,17 @@ async fn main() {
         // pgbouncer refuses startup parameters it does not know (08P01), and sqlx sends
         // extra_float_digits by default; PostgreSQL 12+ needs it for no float's sake.
         .extra_float_digits(None);
-    let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await.expect("connect");
+    let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options.clone()).await.expect("connect");
+    let backend = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.username(&var("NILE_DB_BACKEND_USER")))
+        .await
+        .expect("connect as the backend role");
     let via = std::env::var("NILE_VIA").unwrap_or_else(|_| "direct".into());
     let run = std::env::var("NILE_RUN").unwrap_or_else(|_| std::process::id().to_string());
-    story(&Checks { label: format!("sqlx/{via}") }, &Api { pool: pool.clone() }, &run).await;
+    story(&Checks { label: format!("sqlx/{via}") }, &Api { pool: pool.clone(), backend: backend.clone() }, &run).await;
     pool.close().await;
+    backend.close().await;
 }
 
 async fn story(t: &Checks, api: &Api, run: &str) {
@@ -260,6 +295,33 @@ async fn story(t: &Checks, api: &Api, run: &str) {
         Some((409, "no tenant is set".to_string())),
         api.create_cluster(shaun_jwt, None, "nowhere").await.err().map(|e| (e.status, e.message)),
     );
+    // The two 403s are told apart by message and hint.
+    let refusal = |r: Result<u64>| {
+        r.err().map(|e| {
+            let message = e.message.split(' ').map(|w| if Uuid::parse_str(w).is_ok() { "<uuid>" } else { w });
+            (e.status, message.collect::<Vec<_>>().join(" "), e.hint.is_some_and(|h| h.contains("list_tenants()")))
+        })
+    };
+    t.check(
+        "not a member: 403, says so, and the hint points to list_tenants()",
+        Some((403, "user <uuid> is not a member of tenant <uuid>".to_string(), true)),
+        refusal(api.rename_cluster(shaun_jwt, side_id, toy, "intruder").await),
+    );
+    t.check(
+        "a row naming another tenant (mary is a member of both): 403, the policy's message, no hint",
+        Some((403, "new row violates row-level security policy for table \"clusters\"".to_string(), false)),
+        refusal(api.plant_cluster(mary_jwt, managed_id, side_id, "planted").await),
+    );
+    t.check(
+        "a trusted backend job in Managed Expenses sees its rows (and its own insert)",
+        2,
+        t.ok("backend job", api.backend_count(Some(managed_id)).await),
+    );
+    t.check(
+        "a trusted backend job with no tenant: 409, no tenant is set",
+        Some((409, "no tenant is set".to_string())),
+        api.backend_count(None).await.err().map(|e| (e.status, e.message)),
+    );
 
     // 3. No token, bad token.
     t.check(
@@ -302,13 +364,15 @@ async fn story(t: &Checks, api: &Api, run: &str) {
     }
     let mut idle = Vec::new();
     for conn in &mut held {
+        let mut tx = conn.begin().await.expect("begin");
         let row = query(
             "SELECT nile_auth.user_id(), coalesce(current_setting('nile.tenant_id', true), ''),
                     coalesce(current_setting('nile.auth_token', true), '')",
         )
-        .fetch_one(&mut **conn)
+        .fetch_one(&mut *tx)
         .await
         .expect("ask a pooled connection who it is");
+        tx.rollback().await.expect("rollback");
         idle.push((row.get::<Option<Uuid>, _>(0), row.get::<String, _>(1), row.get::<String, _>(2)));
     }
     drop(held);

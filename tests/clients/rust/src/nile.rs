@@ -2,7 +2,7 @@
 //! that carries the user's token and tenant, queries that work through pgbouncer in transaction
 //! mode, and the SQLSTATE → HTTP mapping. Small enough to copy into an app.
 
-use sqlx::postgres::{PgArguments, PgConnection, PgPool};
+use sqlx::postgres::{PgArguments, PgConnection, PgDatabaseError, PgPool};
 use sqlx::{Postgres, query::Query};
 use uuid::Uuid;
 
@@ -55,13 +55,15 @@ pub fn http_status(sqlstate: &str) -> u16 {
     }
 }
 
-/// A failed request as the HTTP layer sees it. Only the server's message is kept; sqlx's
-/// messages never include bind parameters, so tokens and passwords stay out of it.
+/// A failed request as the HTTP layer sees it: the server's message and hint (the two 42501s,
+/// "not a member" and a row of another tenant, differ in both). sqlx's messages never include
+/// bind parameters, so tokens and passwords stay out of it.
 #[derive(Debug)]
 pub struct NileAuthError {
     pub status: u16,
     pub sqlstate: Option<String>,
     pub message: String,
+    pub hint: Option<String>,
 }
 
 impl From<sqlx::Error> for NileAuthError {
@@ -73,9 +75,10 @@ impl From<sqlx::Error> for NileAuthError {
                     status: sqlstate.as_deref().map_or(500, http_status),
                     sqlstate,
                     message: db.message().to_owned(),
+                    hint: db.try_downcast_ref::<PgDatabaseError>().and_then(|pg| pg.hint()).map(str::to_owned),
                 }
             }
-            other => NileAuthError { status: 500, sqlstate: None, message: other.to_string() },
+            other => NileAuthError { status: 500, sqlstate: None, message: other.to_string(), hint: None },
         }
     }
 }
