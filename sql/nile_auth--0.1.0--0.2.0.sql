@@ -144,10 +144,14 @@ CREATE EVENT TRIGGER nile_auth_guard_isolated_tables ON ddl_command_end
 -- (tenant_id = nile_auth._require_tenant_id()), so a write with no tenant set fails with 55000
 -- "no tenant is set" rather than as a policy violation. Every policy 0.1.0 made gets it here,
 -- partitions isolated on their own included, before the guards below look at the policies.
+-- pg_get_expr leaves out schemas on the search_path, which in this script holds nile_auth: the
+-- comparison runs with pg_catalog alone on it, as the library's own check (policy_state) does.
 DO $$
 DECLARE
     isolated pg_catalog.regclass;
+    saved_path text := pg_catalog.current_setting('search_path');
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
     FOR isolated IN
         SELECT p.polrelid::pg_catalog.regclass
           FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
@@ -157,6 +161,7 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('ALTER POLICY tenant_isolation ON %s WITH CHECK (tenant_id = nile_auth._require_tenant_id())', isolated);
     END LOOP;
+    PERFORM pg_catalog.set_config('search_path', saved_path, true);
 END $$;
 
 -- Tables isolated under 0.1.0 get the same guards now, their partitions and inheriting tables
