@@ -27,9 +27,9 @@ pool = ConnectionPool(
     min_size=story.POOL_SIZE, max_size=story.POOL_SIZE, open=True)
 
 
-def _respond(context, action, args):
+def _respond(context, action, args, connect=pool.connection):
     try:
-        with pool.connection() as conn, context(conn):
+        with connect() as conn, context(conn):
             return 200, action(conn, *args)
     except psycopg.Error as e:
         error = NileAuthError.from_db_error(e)
@@ -115,13 +115,10 @@ def backend_count(tenant):
             conn.execute("SELECT nile_auth.set_tenant(%s::uuid, true)", (tenant,))
         conn.execute("INSERT INTO clustify.clusters (name) VALUES ('backend job')")
         return conn.execute("SELECT count(*) FROM clustify.clusters").fetchone()[0]
-    try:
-        with psycopg.connect(**dict(settings, user=story.backend_user()), autocommit=True,
-                             prepare_threshold=None) as conn, conn.transaction(force_rollback=True):
-            return 200, job(conn)
-    except psycopg.Error as e:
-        error = NileAuthError.from_db_error(e)
-        return error.status, error.message
+    def connect():
+        return psycopg.connect(**dict(settings, user=story.backend_user()), autocommit=True,
+                               prepare_threshold=None)
+    return _respond(lambda conn: conn.transaction(force_rollback=True), job, (), connect)
 
 
 def idle_contexts():
