@@ -4,7 +4,7 @@
 #   scripts/cluster.sh restart DIR PORT keep DIR's data if it exists, (re)start the server
 #   scripts/cluster.sh stop DIR
 # The server preloads nile_auth (its lockout counter lives in shared memory), so the library
-# must be installed first.
+# must be installed first; NILE_AUTH_PRELOAD replaces that list (tests/citus: citus,nile_auth).
 # RUST_BACKTRACE is removed from the server's environment: with it, Rust backtraces land in
 # error DETAIL lines and break expected output.
 set -euo pipefail
@@ -21,7 +21,7 @@ stop() {
 
 start_server() {
   as_postgres "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=localhost -c shared_preload_libraries=nile_auth" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=localhost -c shared_preload_libraries=${NILE_AUTH_PRELOAD:-nile_auth}" start >/dev/null
 }
 
 init() {

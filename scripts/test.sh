@@ -7,7 +7,9 @@
 #                                        package installed)
 #   5. client tests                     (tests/client/*.sh, against the same server; app_*.sh
 #                                        run the client apps of tests/clients)
-#   6. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
+#   6. the Citus test                   (tests/citus/run.sh: three nodes on loopback; skipped,
+#                                        with a message, where Citus is not installed)
+#   7. the benchmark runner in --quick mode, to prove it works (its numbers are not judged)
 # Prints one closing line "N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +82,14 @@ for t in tests/client/*.sh; do
     echo "FAILED  $t"; cat "$LOGS/$(basename "$t").log"; failed=$((failed + 1))
   fi
 done
+
+echo "== Citus (tests/citus/run.sh; skipped where Citus is not installed)"
+bash tests/citus/run.sh "$WORK-citus" "$((PORT + 3))" 2>&1 | tee "$LOGS/citus.log"
+citus_status=${PIPESTATUS[0]}
+passed=$((passed + $(grep -cE '^ok +citus:' "$LOGS/citus.log")))
+citus_failed=$(grep -cE '^FAILED +citus:' "$LOGS/citus.log")
+[ "$citus_status" -ne 0 ] && [ "$citus_failed" -eq 0 ] && citus_failed=1
+failed=$((failed + citus_failed))
 
 echo "== benchmark runner smoke test (numbers not judged: bench/run.py --quick)"
 bash scripts/cluster.sh stop "$WORK"

@@ -52,34 +52,20 @@ CREATE TRIGGER invalidate_backend_caches
     AFTER DELETE OR TRUNCATE ON nile_auth.tenant_users
     FOR EACH STATEMENT EXECUTE FUNCTION nile_auth.invalidate_backend_caches();
 
--- A soft-deleted tenant's memberships end with it, however the tenant was deleted, so a live
--- membership is one tenant_users row with deleted IS NULL: the membership check
--- (src/tenancy/context.rs) reads that one row.
-CREATE FUNCTION nile_auth._end_memberships_of_deleted_tenant() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    UPDATE nile_auth.tenant_users SET deleted = NEW.deleted, updated = now()
-     WHERE tenant_id = NEW.id AND deleted IS NULL;
-    RETURN NULL;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION nile_auth._end_memberships_of_deleted_tenant() FROM PUBLIC;
-CREATE TRIGGER end_memberships_of_deleted_tenant
-    AFTER UPDATE OF deleted ON nile_auth.tenants
-    FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
-    EXECUTE FUNCTION nile_auth._end_memberships_of_deleted_tenant();
-
 -- A new current (or standby) key replaces the one there is: the old current key retires, the
 -- old standby is revoked. Rotation never meets this (it moves keys on first); a restore does:
 -- CREATE EXTENSION makes keys, then the dump's keys arrive and take their places back.
 CREATE FUNCTION nile_auth._replace_signing_key() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE nile_auth.signing_keys
-       SET state = CASE state WHEN 'current' THEN 'retired' ELSE 'revoked' END,
-           retired = COALESCE(retired, clock_timestamp()),
-           revoked = CASE state WHEN 'standby' THEN clock_timestamp() ELSE revoked END
-     WHERE state = NEW.state AND kid <> NEW.kid;
+    -- The relation the row goes into: on Citus, this node's copy of the table (nile_auth.distribute()),
+    -- which no trigger may write through the table itself. Times come from the new row, not this
+    -- node's clock, so that every copy agrees.
+    EXECUTE format('UPDATE %I.%I SET state = CASE state WHEN ''current'' THEN ''retired'' ELSE ''revoked'' END,
+                                     retired = COALESCE(retired, GREATEST(created, $1)),
+                                     revoked = CASE state WHEN ''standby'' THEN $1 ELSE revoked END
+                     WHERE state = $2 AND kid <> $3', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+        USING NEW.created, NEW.state, NEW.kid;
     RETURN NEW;
 END
 $$;

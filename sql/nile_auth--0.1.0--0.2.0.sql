@@ -64,23 +64,6 @@ VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_wrapper';
 -- built-in tables show such a token only its tenant, its members and its own membership there.
 CREATE FUNCTION nile_auth._token_tenant() RETURNS uuid
 STABLE PARALLEL SAFE STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'token_tenant_sql_wrapper';
-CREATE OR REPLACE FUNCTION nile_auth._my_tenant_ids() RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(array_agg(tu.tenant_id), '{}')
-      FROM nile_auth.tenant_users tu JOIN nile_auth.tenants t ON t.id = tu.tenant_id
-     WHERE tu.user_id = nile_auth.user_id() AND tu.deleted IS NULL AND t.deleted IS NULL
-       AND tu.tenant_id = COALESCE(nile_auth._token_tenant(), tu.tenant_id)
-$$;
-CREATE OR REPLACE FUNCTION nile_auth._visible_user_ids() RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(array_agg(DISTINCT other.user_id), '{}')
-      FROM nile_auth.tenant_users mine
-      JOIN nile_auth.tenant_users other ON other.tenant_id = mine.tenant_id
-      JOIN nile_auth.tenants t ON t.id = mine.tenant_id
-     WHERE mine.user_id = nile_auth.user_id()
-       AND mine.deleted IS NULL AND other.deleted IS NULL AND t.deleted IS NULL
-       AND mine.tenant_id = COALESCE(nile_auth._token_tenant(), mine.tenant_id)
-$$;
 ALTER POLICY visible_memberships ON nile_auth.tenant_users
     USING (nile_auth.is_trusted_backend()
            OR (user_id = nile_auth.user_id() AND tenant_id = COALESCE(nile_auth._token_tenant(), tenant_id))
@@ -312,21 +295,6 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE m.tenant_id = nile_auth.tenant_id() AND m.user_id = nile_auth.user_id()
 $$;
 
--- A team member is a live member of the tenant: when the membership ends (unlink_user,
--- delete_user, the tenant's deletion), so do the user's teams there. A membership that begins
--- again starts with no teams.
-CREATE FUNCTION nile_auth._end_team_memberships() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    DELETE FROM nile_auth.team_members WHERE tenant_id = NEW.tenant_id AND user_id = NEW.user_id;
-    RETURN NULL;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION nile_auth._end_team_memberships() FROM PUBLIC;
-CREATE TRIGGER end_team_memberships
-    AFTER UPDATE OF deleted ON nile_auth.tenant_users
-    FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
-    EXECUTE FUNCTION nile_auth._end_team_memberships();
 
 -- signup gains `invitation`. The new definition calls a symbol of its own (0.1.0's signup_wrapper
 -- is gone from the library, so the old definition fails cleanly until this update).
@@ -491,11 +459,14 @@ CREATE UNIQUE INDEX signing_keys_one_standby ON nile_auth.signing_keys ((true)) 
 CREATE FUNCTION nile_auth._replace_signing_key() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE nile_auth.signing_keys
-       SET state = CASE state WHEN 'current' THEN 'retired' ELSE 'revoked' END,
-           retired = COALESCE(retired, clock_timestamp()),
-           revoked = CASE state WHEN 'standby' THEN clock_timestamp() ELSE revoked END
-     WHERE state = NEW.state AND kid <> NEW.kid;
+    -- The relation the row goes into: on Citus, this node's copy of the table (nile_auth.distribute()),
+    -- which no trigger may write through the table itself. Times come from the new row, not this
+    -- node's clock, so that every copy agrees.
+    EXECUTE format('UPDATE %I.%I SET state = CASE state WHEN ''current'' THEN ''retired'' ELSE ''revoked'' END,
+                                     retired = COALESCE(retired, GREATEST(created, $1)),
+                                     revoked = CASE state WHEN ''standby'' THEN $1 ELSE revoked END
+                     WHERE state = $2 AND kid <> $3', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+        USING NEW.created, NEW.state, NEW.kid;
     RETURN NEW;
 END
 $$;
@@ -631,3 +602,129 @@ SELECT nile_auth._add_signing_key('ES256', 'standby');
 ALTER FUNCTION nile_auth.user_id() PARALLEL SAFE;
 ALTER FUNCTION nile_auth.tenant_id() PARALLEL SAFE;
 ALTER FUNCTION nile_auth.is_trusted_backend() PARALLEL SAFE;
+
+-- Issue 15 (Citus). A deleted tenant's memberships, and a membership's teams, now end in the
+-- functions that end them (src/tenancy/manage.rs, end_memberships): on Citus a trigger may not
+-- write another table.
+DROP TRIGGER end_memberships_of_deleted_tenant ON nile_auth.tenants;
+DROP FUNCTION nile_auth._end_memberships_of_deleted_tenant();
+
+-- The built-in tables' policies without scalar subqueries, which Citus refuses: per-row checks
+-- (src/tenancy/visibility.rs) replace the lists of visible tenants and users.
+CREATE FUNCTION nile_auth._sees_tenant(id uuid) RETURNS bool
+STRICT STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'sees_tenant_wrapper';
+CREATE FUNCTION nile_auth._sees_user(id uuid) RETURNS bool
+STRICT STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'sees_user_wrapper';
+ALTER POLICY visible_tenants ON nile_auth.tenants USING (nile_auth._sees_tenant(id));
+ALTER POLICY visible_users ON nile_auth.users USING (nile_auth._sees_user(id));
+DROP FUNCTION nile_auth._my_tenant_ids();
+DROP FUNCTION nile_auth._visible_user_ids();
+
+-- nile_auth.distribute() (sql/citus.sql, as a fresh install runs it).
+-- One node's preparation, run by distribute() on the coordinator and through Citus on each
+-- worker: drops the foreign keys of nile_auth tables Citus does not know yet and, on a worker
+-- (`forget_rows`), empties them. Tables Citus already knows are left alone (on a worker, a
+-- TRUNCATE of one would empty it on every node).
+CREATE FUNCTION nile_auth._prepare_node_for_citus(forget_rows boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk record;
+    local_tables text;
+BEGIN
+    FOR fk IN SELECT con.conrelid::regclass AS rel, con.conname
+                FROM pg_constraint con
+               WHERE con.contype = 'f' AND con.connamespace = 'nile_auth'::regnamespace
+                 AND NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = con.conrelid)
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.conname);
+    END LOOP;
+    IF forget_rows THEN
+        SELECT string_agg(c.oid::regclass::text, ', ') INTO local_tables
+          FROM pg_class c
+         WHERE c.relnamespace = 'nile_auth'::regnamespace AND c.relkind = 'r'
+           AND NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = c.oid);
+        IF local_tables IS NOT NULL THEN
+            EXECUTE 'TRUNCATE ' || local_tables;
+        END IF;
+    END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth._prepare_node_for_citus(boolean) FROM PUBLIC;
+
+-- Returns how many tables it distributed: 0 when they already were (it may be run again, for
+-- example after a failure on a worker was fixed).
+-- The triggers (cache invalidation, key replacement) run on each node's copy and write nothing
+-- but that copy (sql/finalize.sql): what citus.enable_unsafe_triggers asks to be sure of. The
+-- NOTICEs of TRUNCATE and Citus's copying are not shown.
+CREATE FUNCTION nile_auth.distribute() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET citus.enable_unsafe_triggers = on
+    SET client_min_messages = warning AS $$
+DECLARE
+    tables regclass[];
+    known integer;
+    add_fks text[];
+    add_fk text;
+    failure text;
+    t regclass;
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'permission denied: nile_auth.distribute() is for superusers' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'Run CREATE EXTENSION citus and add the worker nodes first (docs/scale-out.md).';
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'nile_auth.distribute() runs on the coordinator' USING ERRCODE = '55000';
+    END IF;
+    -- Without a copy on the coordinator, its checks would find no keys and no members.
+    IF NOT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0) THEN
+        RAISE EXCEPTION 'the coordinator is not in the Citus metadata' USING ERRCODE = '55000',
+            HINT = 'Run SELECT citus_set_coordinator_host(''<its host>'', <its port>) first.';
+    END IF;
+
+    SELECT array_agg(c.oid::regclass ORDER BY c.relname),
+           count(*) FILTER (WHERE EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = c.oid))
+      INTO tables, known
+      FROM pg_class c
+     WHERE c.relnamespace = 'nile_auth'::regnamespace AND c.relkind = 'r';
+    IF EXISTS (SELECT FROM pg_dist_partition p
+                WHERE p.logicalrelid = ANY (tables) AND (p.partmethod <> 'n' OR p.repmodel <> 't')) THEN
+        RAISE EXCEPTION 'a nile_auth table is distributed, but not as a reference table' USING ERRCODE = '55000',
+            HINT = 'Undistribute it (undistribute_table) and run nile_auth.distribute() again.';
+    END IF;
+    IF known = cardinality(tables) THEN
+        RETURN 0;
+    ELSIF known > 0 THEN
+        RAISE EXCEPTION 'only some nile_auth tables are reference tables' USING ERRCODE = '55000',
+            HINT = 'Undistribute them (undistribute_table) and run nile_auth.distribute() again.';
+    END IF;
+
+    SELECT array_agg(format('ALTER TABLE %s ADD CONSTRAINT %I %s', con.conrelid::regclass, con.conname,
+                            pg_get_constraintdef(con.oid)))
+      INTO add_fks
+      FROM pg_constraint con
+     WHERE con.contype = 'f' AND con.conrelid = ANY (tables);
+    SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failure
+      FROM run_command_on_workers('SELECT nile_auth._prepare_node_for_citus(true)') w
+     WHERE NOT w.success;
+    IF failure IS NOT NULL THEN
+        RAISE EXCEPTION 'could not prepare every worker: %', failure USING ERRCODE = '55000',
+            HINT = 'nile_auth must be installed on every worker (CREATE EXTENSION on the coordinator installs it there).';
+    END IF;
+    PERFORM nile_auth._prepare_node_for_citus(false);
+
+    FOREACH t IN ARRAY tables LOOP
+        PERFORM create_reference_table(t);
+    END LOOP;
+    FOREACH add_fk IN ARRAY COALESCE(add_fks, '{}') LOOP
+        EXECUTE add_fk;
+    END LOOP;
+    -- The coordinator's rows are in the shards now; the tables' own storage would be stale.
+    FOREACH t IN ARRAY tables LOOP
+        PERFORM truncate_local_data_after_distributing_table(t);
+    END LOOP;
+    RETURN cardinality(tables);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION nile_auth.distribute() FROM PUBLIC;

@@ -19,18 +19,3 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE m.tenant_id = nile_auth.tenant_id() AND m.user_id = nile_auth.user_id()
 $$;
 
--- A team member is a live member of the tenant: when the membership ends (unlink_user,
--- delete_user, the tenant's deletion), so do the user's teams there. A membership that begins
--- again starts with no teams.
-CREATE FUNCTION nile_auth._end_team_memberships() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    DELETE FROM nile_auth.team_members WHERE tenant_id = NEW.tenant_id AND user_id = NEW.user_id;
-    RETURN NULL;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION nile_auth._end_team_memberships() FROM PUBLIC;
-CREATE TRIGGER end_team_memberships
-    AFTER UPDATE OF deleted ON nile_auth.tenant_users
-    FOR EACH ROW WHEN (NEW.deleted IS NOT NULL AND OLD.deleted IS NULL)
-    EXECUTE FUNCTION nile_auth._end_team_memberships();

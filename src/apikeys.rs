@@ -3,7 +3,7 @@
 //! bound to a tenant mints tokens limited to that tenant.
 
 use crate::audit::record;
-use crate::db::{from_pg, read_all, read_row, to_pg, write, write_returning};
+use crate::db::{from_pg, read_all, read_one, read_row, to_pg, write, write_returning};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::require_verified;
 use crate::caller::{Caller, caller_and_scope};
@@ -51,7 +51,7 @@ fn create_api_key(
                 "INSERT INTO nile_auth.api_keys (user_id, tenant_id, name, prefix, key_hash, expires)
                  SELECT $1, $2, $3, $4, sha256(convert_to($5, 'UTF8')), now() + $6
                   WHERE $6 IS NULL OR now() + $6 > now()
-                 RETURNING id, {KEY_JSON}"
+                 RETURNING id"
             ),
             Some(1),
             &[
@@ -63,12 +63,15 @@ fn create_api_key(
                 expires_in.into(),
             ],
         )?;
-        rows.next().map(|r| Ok::<_, pgrx::spi::Error>((r.get::<pgrx::Uuid>(1)?, r.get::<JsonB>(2)?))).transpose()
+        rows.next().map(|r| r.get::<pgrx::Uuid>(1)).transpose()
     })
     .or_raise();
-    let Some((Some(id), Some(JsonB(mut json)))) = row else {
+    let Some(Some(id)) = row else {
         AuthError::InvalidParameter("expires_in must be a positive interval".into()).raise();
     };
+    // Read back, not RETURNING: Citus allows no function there.
+    let JsonB(mut json) = read_one::<JsonB>(&format!("SELECT {KEY_JSON} FROM nile_auth.api_keys WHERE id = $1"), &[id.into()])
+        .unwrap_or_else(|| AuthError::Internal("API key not stored".into()).raise());
     record("api_key.created", Some(user), tenant, Some(&from_pg(id).to_string()), json!({"name": name}));
     json["key"] = key.into();
     JsonB(json)

@@ -125,6 +125,12 @@ pub fn write_prepared(query: &'static str, args: &[DatumWithOid]) {
     .or_raise()
 }
 
+/// The time now, not the transaction's start, to pass to a write as a value: Citus refuses
+/// volatile functions such as clock_timestamp() in UPDATEs of its tables.
+pub fn clock_now() -> pgrx::datum::TimestampWithTimeZone {
+    read_one::<pgrx::datum::TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()", &[]).expect("clock_timestamp() returns a row")
+}
+
 pub fn to_pg(id: uuid::Uuid) -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }

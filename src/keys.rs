@@ -3,7 +3,7 @@
 //! first token; `current`: signs (exactly one); `retired`: no longer signs, still verifies the
 //! tokens it signed until they expire; `revoked`: verifies nothing.
 
-use crate::db::{read_all, read_row, read_row_prepared, write};
+use crate::db::{clock_now, read_all, read_row, read_row_prepared, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::tokens::{Alg, SigningKey, VerifyingKey};
 use pgrx::JsonB;
@@ -63,14 +63,15 @@ fn parse_alg(alg: &str) -> Alg {
     })
 }
 
-/// Stores a new key of `alg` in `state` and returns its kid.
+/// Stores a new key of `alg` in `state` and returns its kid (the key it replaces retires: the
+/// trigger replace_signing_key, sql/finalize.sql).
 fn add_key(alg: Alg, state: &str) -> String {
     let kid = uuid::Uuid::now_v7().to_string();
     let (private, public) = crate::tokens::generate(alg).or_raise();
     write(
         "INSERT INTO nile_auth.signing_keys (kid, alg, secret, public_key, state, activated)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'current' THEN clock_timestamp() END)",
-        &[kid.as_str().into(), alg.as_str().into(), private.into(), public.into(), state.into()],
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'current' THEN $6 END)",
+        &[kid.as_str().into(), alg.as_str().into(), private.into(), public.into(), state.into(), clock_now().into()],
     );
     kid
 }
@@ -104,14 +105,12 @@ fn add_signing_key(alg: Option<&str>, state: Option<&str>) -> String {
 fn rotate_signing_key_to(alg: default!(Option<&str>, "NULL")) -> String {
     let asked = alg.map(parse_alg);
     lock_keys();
-    write(
-        "UPDATE nile_auth.signing_keys SET state = 'retired', retired = clock_timestamp() WHERE state = 'current'",
-        &[],
-    );
+    let at = clock_now();
+    write("UPDATE nile_auth.signing_keys SET state = 'retired', retired = $1 WHERE state = 'current'", &[at.into()]);
     let promoted = crate::db::write_returning(
-        "UPDATE nile_auth.signing_keys SET state = 'current', activated = clock_timestamp()
+        "UPDATE nile_auth.signing_keys SET state = 'current', activated = $1
           WHERE state = 'standby' RETURNING kid, alg",
-        &[],
+        &[at.into()],
         |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)),
     );
     let (kid, current_alg) = match promoted {
@@ -145,9 +144,8 @@ fn revoke_signing_key(kid: Option<&str>) -> bool {
         .raise(),
         _ => {
             write(
-                "UPDATE nile_auth.signing_keys SET state = 'revoked', revoked = clock_timestamp(),
-                        retired = COALESCE(retired, clock_timestamp()) WHERE kid = $1",
-                &[kid.into()],
+                "UPDATE nile_auth.signing_keys SET state = 'revoked', revoked = $2, retired = COALESCE(retired, $2) WHERE kid = $1",
+                &[kid.into(), clock_now().into()],
             );
             crate::audit::record("signing_key.revoked", None, None, Some(kid), serde_json::json!({"was": state}));
             true

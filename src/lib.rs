@@ -48,7 +48,9 @@ pgrx::extension_sql_file!(
         identity::user_id_sql,
         identity::token_tenant_sql,
         tenancy::context::tenant_id_sql,
-        tenancy::context::is_trusted_backend
+        tenancy::context::is_trusted_backend,
+        tenancy::visibility::sees_tenant,
+        tenancy::visibility::sees_user
     ]
 );
 pgrx::extension_sql_file!(
@@ -70,6 +72,7 @@ pgrx::extension_sql_file!(
     name = "teams",
     requires = ["schema", identity::user_id_sql, tenancy::context::tenant_id_sql, tenancy::context::is_trusted_backend]
 );
+pgrx::extension_sql_file!("../sql/citus.sql", name = "citus", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// A time-ordered (version 7) UUID: the default for every id, so new rows land at the right edge

@@ -18,7 +18,7 @@
 //! widen the isolation, is refused; and each unique key without tenant_id is reported (a 23505
 //! tells one tenant another's values exist).
 
-use crate::db::{read_all, read_one, write};
+use crate::db::{read_all, read_one, read_row, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use pgrx::{PgRelation, pg_sys};
@@ -82,25 +82,30 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
         let mut tree: Vec<pg_sys::Oid> = descendants(tbl).into_iter().map(|(oid, _)| oid).collect();
         tree.push(tbl);
         refuse_permissive_policies(&tree, &name);
-        let column_type = read_one::<String>(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-              WHERE attrelid = $1 AND attname = 'tenant_id' AND NOT attisdropped",
+        let column = read_row(
+            "SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull AND pg_get_expr(d.adbin, d.adrelid) = 'nile_auth.tenant_id()'
+               FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attrelid = $1 AND a.attname = 'tenant_id' AND NOT a.attisdropped",
             &[tbl.into()],
+            |row| Ok((row.get::<String>(1)?, row.get::<bool>(2)?)),
         );
-        match column_type.as_deref() {
+        match column.as_ref().map(|(kind, ready)| (kind.as_deref(), *ready == Some(true))) {
+            // Already as wanted: nothing to alter (Citus refuses any ALTER of a table's
+            // distribution column, so a table distributed by tenant_id is declared this way).
+            Some((Some("uuid"), true)) => {}
             None => write(
                 &format!("ALTER TABLE {name} ADD COLUMN tenant_id uuid NOT NULL DEFAULT nile_auth.tenant_id()"),
                 &[],
             ),
-            Some("uuid") => write(
+            Some((Some("uuid"), false)) => write(
                 &format!(
                     "ALTER TABLE {name} ALTER COLUMN tenant_id SET DEFAULT nile_auth.tenant_id(),
                                         ALTER COLUMN tenant_id SET NOT NULL"
                 ),
                 &[],
             ),
-            Some(other) => {
-                AuthError::InvalidParameter(format!("{name}.tenant_id must be uuid, not {other}")).raise()
+            Some((other, _)) => {
+                AuthError::InvalidParameter(format!("{name}.tenant_id must be uuid, not {}", other.unwrap_or_default())).raise()
             }
         }
         let has_fk = read_one::<bool>(

@@ -125,10 +125,7 @@ fn resolve(table: &Table) -> Option<Resolved> {
         if namespace == pg_sys::InvalidOid {
             return None;
         }
-        let relid = pg_sys::get_relname_relid(table.name.as_ptr(), namespace);
-        if relid == pg_sys::InvalidOid {
-            return None;
-        }
+        let relid = local_rows_of(pg_sys::get_relname_relid(table.name.as_ptr(), namespace), table.name, namespace)?;
         let mut attnums = [0; MAX_COLUMNS];
         for (i, (column, type_oid)) in table.columns.iter().enumerate() {
             attnums[i] = pg_sys::get_attnum(relid, column.as_ptr());
@@ -151,6 +148,41 @@ fn resolve(table: &Table) -> Option<Resolved> {
     resolved[table.slot] = Some(found);
     RESOLVED.set(resolved);
     Some(found)
+}
+
+/// Where this node keeps the rows of the table `relid` (`name` in `namespace`): the table itself,
+/// or, once `distribute()` has made it a Citus reference table, the node's own copy of its one
+/// shard, `<name>_<shardid>`; the table is then an empty shell. `None` (fail closed) when the
+/// table does not exist, when Citus distributes it some other way, or when this node holds no
+/// copy. Invalidations name the shard (the triggers fire there), so the epochs follow it too.
+///
+/// SAFETY: inside a transaction.
+unsafe fn local_rows_of(relid: pg_sys::Oid, name: &CStr, namespace: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    if relid == pg_sys::InvalidOid {
+        return None;
+    }
+    if unsafe { pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)) } == pg_sys::InvalidOid {
+        return Some(relid);
+    }
+    // Run as the extension owner: pg_catalog alone on the search path, whatever the caller's.
+    let citus = crate::privilege::as_extension_owner(|| {
+        crate::db::read_row_prepared(
+            "SELECT p.partmethod::text, (SELECT min(s.shardid) FROM pg_catalog.pg_dist_shard s
+                                          WHERE s.logicalrelid OPERATOR(pg_catalog.=) p.logicalrelid)
+               FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1",
+            &[relid.into()],
+            |row| Ok((row.get::<String>(1)?, row.get::<i64>(2)?)),
+        )
+    });
+    match citus {
+        None => Some(relid),
+        Some((Some(method), Some(shard))) if method == "n" => {
+            let shard = std::ffi::CString::new(format!("{}_{shard}", name.to_string_lossy())).ok()?;
+            let found = unsafe { pg_sys::get_relname_relid(shard.as_ptr(), namespace) };
+            (found != pg_sys::InvalidOid).then_some(found)
+        }
+        Some(_) => None,
+    }
 }
 
 /// A row found by a probe, valid only inside the callback it is passed to.

@@ -111,8 +111,17 @@ pub fn register() {
 }
 
 /// Sets a `nile.*` setting for the session, or with `is_local` for the current transaction:
-/// what `set_config(name, value, is_local)` does.
+/// what `set_config(name, value, is_local)` does. On Citus with `citus.propagate_set_commands =
+/// 'local'`, a transaction's setting is a SET LOCAL statement instead: Citus forwards those, and
+/// only those, to the workers the transaction uses, where the policies run. Without it, workers
+/// see no token and no tenant: end users are refused there (fail closed).
 pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
+    if is_local && citus_forwards_set_local() {
+        // E'' reads backslashes the same whatever standard_conforming_strings says.
+        let literal = value.replace('\\', "\\\\").replace('\'', "\\'");
+        crate::errors::OrRaise::or_raise(pgrx::Spi::run(&format!("SET LOCAL {} = E'{literal}'", name.to_string_lossy())));
+        return;
+    }
     let Ok(value) = std::ffi::CString::new(value) else { return };
     let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
     // SAFETY: both strings outlive the call, which copies them.
@@ -128,6 +137,12 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
             false,
         );
     }
+}
+
+fn citus_forwards_set_local() -> bool {
+    // SAFETY: reads a setting by name; NULL when Citus is not loaded.
+    let value = unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
+    !value.is_null() && unsafe { CStr::from_ptr(value) }.to_bytes().eq_ignore_ascii_case(b"local")
 }
 
 /// Like `with_session_setting`, but '' reads as `Some("")` when someone set it on purpose (SET,

@@ -115,6 +115,10 @@ fn apply(job: &Job) {
     // Unix seconds, NULL for no lock (to_timestamp is strict).
     let locked_until = (job.locked_until_ms > 0).then(|| job.locked_until_ms as f64 / 1000.0);
     let write = |q: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(q, args).ok();
+    let window_start = crate::db::read_one::<pgrx::datum::TimestampWithTimeZone>(
+        "SELECT pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)",
+        &[f64::from(job.window_s).into()],
+    );
     // Workers may commit out of order: the stored count and lock only move forward within the
     // window. A refusal that counts nothing passes 0 and leaves them as they are; it still
     // writes the row, so every kind of failure makes the same writes.
@@ -122,12 +126,13 @@ fn apply(job: &Job) {
         "INSERT INTO nile_auth.login_failures AS f (account, failures, last_failure, locked_until)
          VALUES ($1, $2, pg_catalog.now(), pg_catalog.to_timestamp($3))
          ON CONFLICT (account) DO UPDATE
-            SET failures = CASE WHEN f.last_failure < pg_catalog.now() - pg_catalog.make_interval(secs => $4)
+            -- The window's start as a value ($4): Citus allows no function in DO UPDATE SET.
+            SET failures = CASE WHEN f.last_failure < $4
                                 THEN excluded.failures
                                 ELSE GREATEST(f.failures, excluded.failures) END,
                 last_failure = excluded.last_failure,
                 locked_until = GREATEST(f.locked_until, excluded.locked_until)",
-        &[account.into(), job.failures.into(), locked_until.into(), f64::from(job.window_s).into()],
+        &[account.into(), job.failures.into(), locked_until.into(), window_start.into()],
     );
     // One audit row per failure, whatever happened: the lock is a detail of the failure that
     // caused it.

@@ -12,7 +12,7 @@ mod reuse;
 
 use crate::audit::record;
 use crate::caller::{Caller, caller_and_scope};
-use crate::db::{from_pg, read_all, read_row, to_pg, write, write_returning};
+use crate::db::{clock_now, from_pg, read_all, read_row, to_pg, write, write_returning};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::identity::{require_account_user, require_verified};
 use crate::settings::{REFRESH_REUSE_INTERVAL, SESSION_IDLE_TIMEOUT, SESSION_MAX_AGE, TOKEN_MAX_AGE, TOKEN_ROLE_CLAIM};
@@ -98,7 +98,7 @@ pub fn open(user: Uuid, email: &str, tenant: Option<Uuid>, api_key: Option<Uuid>
     let (session, end) = write_returning(
         "INSERT INTO nile_auth.sessions (user_id, tenant_id, api_key_id, refresh_key, created, not_after)
          VALUES ($1, $2, $3, $4, statement_timestamp(), statement_timestamp() + make_interval(secs => $5))
-         RETURNING id, floor(extract(epoch FROM not_after))::bigint",
+         RETURNING id, not_after",
         &[
             to_pg(user).into(),
             tenant.map(to_pg).into(),
@@ -106,9 +106,9 @@ pub fn open(user: Uuid, email: &str, tenant: Option<Uuid>, api_key: Option<Uuid>
             key.to_vec().into(),
             (seconds(&SESSION_MAX_AGE) as f64).into(),
         ],
-        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<i64>(2)?)),
+        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<pgrx::datum::TimestampWithTimeZone>(2)?)),
     )
-    .and_then(|(id, end)| Some((from_pg(id?), end?.max(0) as u64)))
+    .and_then(|(id, end)| Some((from_pg(id?), unix_seconds(end?))))
     .unwrap_or_else(|| AuthError::Internal("session not stored".into()).raise());
     let refresh_token = new_refresh_token();
     store_refresh_token(&refresh_token, session);
@@ -199,9 +199,9 @@ fn refresh(refresh_token: Option<&str>) -> JsonB {
     let token = required(refresh_token, "refresh_token").or_raise();
     // Concurrent presentations queue on the row: the first spends it, the others see it spent.
     let spent_now = write_returning(
-        "UPDATE nile_auth.refresh_tokens SET spent = clock_timestamp()
+        "UPDATE nile_auth.refresh_tokens SET spent = $2
           WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND spent IS NULL RETURNING session_id",
-        &[token.into()],
+        &[token.into(), clock_now().into()],
         |row| row.get::<pgrx::Uuid>(1),
     )
     .flatten()
@@ -262,12 +262,13 @@ fn end_where(filter: &str, mut args: Vec<pgrx::datum::DatumWithOid>, reason: End
     if !crate::db::schema_updated() {
         return 0;
     }
-    let reason_arg = args.len() + 1;
+    let (reason_arg, at_arg) = (args.len() + 1, args.len() + 2);
     args.push(reason.as_str().into());
+    args.push(clock_now().into());
     write_returning(
         &format!(
             "WITH ended AS (
-                 UPDATE nile_auth.sessions s SET ended = clock_timestamp(), end_reason = ${reason_arg}
+                 UPDATE nile_auth.sessions s SET ended = ${at_arg}, end_reason = ${reason_arg}
                   WHERE s.ended IS NULL AND {filter} RETURNING s.id),
              dropped AS (DELETE FROM nile_auth.refresh_tokens WHERE token_hash IN (
                              SELECT token_hash FROM nile_auth.refresh_tokens
@@ -285,7 +286,7 @@ fn end_where(filter: &str, mut args: Vec<pgrx::datum::DatumWithOid>, reason: End
 /// before sessions existed (no sid), which only time ends: password change or reset,
 /// deactivation, logout('global'). Returns how many sessions ended.
 pub fn revoke_all(user: Uuid, reason: EndReason) -> i64 {
-    write("UPDATE nile_auth.users SET tokens_valid_after = clock_timestamp() WHERE id = $1", &[to_pg(user).into()]);
+    write("UPDATE nile_auth.users SET tokens_valid_after = $2 WHERE id = $1", &[to_pg(user).into(), clock_now().into()]);
     end_where("s.user_id = $1", vec![to_pg(user).into()], reason)
 }
 
@@ -382,4 +383,9 @@ fn revoke_session(id: Option<pgrx::Uuid>) -> bool {
         record("session.revoked", actor.user(), None, Some(&owner.to_string()), json!({"sessionId": id}));
     }
     ended
+}
+
+/// A timestamptz in Unix seconds, rounded down (0 before 1970).
+fn unix_seconds(at: pgrx::datum::TimestampWithTimeZone) -> u64 {
+    crate::probe::unix_ms(i64::from(at)).div_euclid(1000).max(0) as u64
 }

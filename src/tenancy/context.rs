@@ -44,7 +44,7 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
 /// The roles of `user`'s live membership in `tenant`, or `None`: from the cache, else read from
 /// tenant_users' primary key (`probe`). A deleted tenant's memberships are ended by a trigger
 /// (sql/finalize.sql), so the membership row alone decides.
-fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
+pub(super) fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     if probe::in_parallel_mode() {
         return member_roles_in_statement(user, tenant);
     }

@@ -61,7 +61,7 @@ fn invite(
             "INSERT INTO nile_auth.invitations (tenant_id, email, roles, token_hash, invited_by, expires)
              SELECT $1, $2, $3, sha256(convert_to($4, 'UTF8')), $5, now() + $6
               WHERE now() + $6 > now()
-             RETURNING id, {INVITATION_JSON}"
+             RETURNING id"
         ),
         &[
             to_pg(tenant).into(),
@@ -71,11 +71,14 @@ fn invite(
             access.caller.user().map(to_pg).into(),
             expires_in.into(),
         ],
-        |row| Ok((row.get::<pgrx::Uuid>(1)?, row.get::<JsonB>(2)?)),
+        |row| row.get::<pgrx::Uuid>(1),
     );
-    let Some((Some(id), Some(JsonB(mut json)))) = row else {
+    let Some(Some(id)) = row else {
         AuthError::InvalidParameter("expires_in must be a positive interval".into()).raise();
     };
+    // Read back, not RETURNING: Citus allows no function there.
+    let JsonB(mut json) = read_one::<JsonB>(&format!("SELECT {INVITATION_JSON} FROM nile_auth.invitations WHERE id = $1"), &[id.into()])
+        .unwrap_or_else(|| AuthError::Internal("invitation not stored".into()).raise());
     record("invitation.created", access.caller.user(), Some(tenant), Some(&from_pg(id).to_string()), json!({"email": email, "roles": roles}));
     json["token"] = token.into();
     JsonB(json)
@@ -192,8 +195,8 @@ pub fn accept(token: &str, user: Uuid, email: &str) -> Uuid {
                 -- Joining by invitation is the user's own action, also for someone added before.
                 origin = CASE WHEN nile_auth.tenant_users.deleted IS NULL AND nile_auth.tenant_users.origin <> 'added'
                               THEN nile_auth.tenant_users.origin ELSE 'accepted_invitation' END,
-                created = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.created ELSE now() END,
-                deleted = NULL, updated = now()",
+                created = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.created ELSE EXCLUDED.created END,
+                deleted = NULL, updated = EXCLUDED.updated",
         &[to_pg(tenant).into(), to_pg(user).into(), roles.clone().into()],
     );
     // The token was mailed to this address: holding it proves the address.

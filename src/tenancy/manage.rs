@@ -102,8 +102,30 @@ fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
     let access = access(tenant).require_admin();
     write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
+    end_memberships(Memberships::OfTenant(tenant));
     record("tenant.deleted", access.caller.user(), Some(tenant), Some(&tenant.to_string()), json!({}));
     true
+}
+
+/// Whose live memberships `end_memberships` ends.
+pub enum Memberships {
+    One { tenant: Uuid, user: Uuid },
+    OfTenant(Uuid),
+    OfUser(Uuid),
+}
+
+/// Ends live memberships and the team memberships that hang on them: a removal, a departure, a
+/// deleted tenant or user. Here rather than in triggers: on Citus a trigger runs on each node's
+/// copy of a reference table, where it may not write another distributed table. Ending a
+/// membership drops it from every backend's cache (the invalidation trigger on tenant_users).
+pub fn end_memberships(which: Memberships) {
+    let (filter, args) = match which {
+        Memberships::One { tenant, user } => ("tenant_id = $1 AND user_id = $2", vec![to_pg(tenant).into(), to_pg(user).into()]),
+        Memberships::OfTenant(tenant) => ("tenant_id = $1", vec![to_pg(tenant).into()]),
+        Memberships::OfUser(user) => ("user_id = $1", vec![to_pg(user).into()]),
+    };
+    write(&format!("DELETE FROM nile_auth.team_members WHERE {filter}"), &args);
+    write(&format!("UPDATE nile_auth.tenant_users SET deleted = now(), updated = now() WHERE {filter} AND deleted IS NULL"), &args);
 }
 
 pub(crate) fn check_roles(roles: &[String]) -> AuthResult<()> {
@@ -149,8 +171,8 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
             SET roles = EXCLUDED.roles, metadata = COALESCE($4, nile_auth.tenant_users.metadata),
                 -- A membership that had ended begins again, added by someone else, joined now.
                 origin = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.origin ELSE 'added' END,
-                created = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.created ELSE now() END,
-                deleted = NULL, updated = now()",
+                created = CASE WHEN nile_auth.tenant_users.deleted IS NULL THEN nile_auth.tenant_users.created ELSE EXCLUDED.created END,
+                deleted = NULL, updated = EXCLUDED.updated",
         &[to_pg(tenant).into(), to_pg(user).into(), wanted.clone().into(), metadata.map(JsonB).into()],
     );
     if live_roles.as_ref() != Some(&wanted) {
@@ -255,10 +277,7 @@ fn unlink_user(user_id: Option<pgrx::Uuid>, tenant_id: default!(Option<pgrx::Uui
     if roles.iter().any(|r| r == "owner") {
         refuse_if_last_owner(tenant, user);
     }
-    write(
-        "UPDATE nile_auth.tenant_users SET deleted = now(), updated = now() WHERE tenant_id = $1 AND user_id = $2",
-        &[to_pg(tenant).into(), to_pg(user).into()],
-    );
+    end_memberships(Memberships::One { tenant, user });
     record("membership.removed", access.caller.user(), Some(tenant), Some(&user.to_string()), json!({}));
     true
 }

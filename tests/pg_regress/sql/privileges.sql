@@ -23,3 +23,8 @@ SELECT (nile_auth.login('mary@example.com', 'mary had a lamb') ? 'token') AS can
 SELECT nile_auth.uuid_generate_v7() IS NOT NULL AS can_make_ids;
 -- No error message carries a secret: a failed login with a password shows only the fixed text.
 SELECT test_util.try($$SELECT nile_auth.login('mary@example.com', 'Secret-Password-123')$$) AS message;
+-- nile_auth.distribute() (Citus) is for superusers; without Citus it says so and changes nothing.
+SELECT test_util.try('SELECT nile_auth.distribute()') AS distribute_as_app;
+\c - postgres
+SELECT test_util.try('SELECT nile_auth.distribute()') AS distribute_without_citus;
+SELECT count(*) AS foreign_keys_kept FROM pg_constraint WHERE contype = 'f' AND connamespace = 'nile_auth'::regnamespace;
