@@ -128,7 +128,14 @@ pub fn write_prepared(query: &'static str, args: &[DatumWithOid]) {
 /// The time now, not the transaction's start, to pass to a write as a value: Citus refuses
 /// volatile functions such as clock_timestamp() in UPDATEs of its tables.
 pub fn clock_now() -> pgrx::datum::TimestampWithTimeZone {
-    read_one::<pgrx::datum::TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()", &[]).expect("clock_timestamp() returns a row")
+    // SAFETY: reads the system clock, as clock_timestamp() does.
+    timestamptz(unsafe { pg_sys::GetCurrentTimestamp() })
+}
+
+/// A timestamptz from PostgreSQL's microseconds since 2000.
+pub fn timestamptz(microseconds: pg_sys::TimestampTz) -> pgrx::datum::TimestampWithTimeZone {
+    pgrx::datum::TimestampWithTimeZone::try_from(microseconds)
+        .unwrap_or_else(|_| crate::errors::AuthError::Internal("timestamp out of range".into()).raise())
 }
 
 pub fn to_pg(id: uuid::Uuid) -> pgrx::Uuid {

@@ -343,7 +343,7 @@ pub fn through_cache<K: Hash + Eq + Copy, V: Clone>(
     Some((value, kept))
 }
 
-/// One answer computed in parallel mode, kept for its `Statement` only.
+/// One answer kept for its `Statement` only: computed in parallel mode, or once per statement.
 pub struct StatementMemo<K, V>(Option<(Statement, K, V)>);
 
 impl<K, V: Clone> StatementMemo<K, V> {

@@ -115,10 +115,9 @@ fn apply(job: &Job) {
     // Unix seconds, NULL for no lock (to_timestamp is strict).
     let locked_until = (job.locked_until_ms > 0).then(|| job.locked_until_ms as f64 / 1000.0);
     let write = |q: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(q, args).ok();
-    let window_start = crate::db::read_one::<pgrx::datum::TimestampWithTimeZone>(
-        "SELECT pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)",
-        &[f64::from(job.window_s).into()],
-    );
+    // SAFETY: the transaction's start, as now() reads it.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let window_start = crate::db::timestamptz(now - i64::from(job.window_s) * 1_000_000);
     // Workers may commit out of order: the stored count and lock only move forward within the
     // window. A refusal that counts nothing passes 0 and leaves them as they are; it still
     // writes the row, so every kind of failure makes the same writes.

@@ -42,9 +42,9 @@ pub fn member_roles(user: Uuid, tenant: Uuid) -> Option<Vec<String>> {
 }
 
 /// The roles of `user`'s live membership in `tenant`, or `None`: from the cache, else read from
-/// tenant_users' primary key (`probe`). A deleted tenant's memberships are ended by a trigger
-/// (sql/finalize.sql), so the membership row alone decides.
-pub(super) fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
+/// tenant_users' primary key (`probe`). A deleted tenant's memberships end with it
+/// (`manage::end_memberships`), so the membership row alone decides.
+fn member_roles_cached(user: Uuid, tenant: Uuid) -> Option<Rc<[String]>> {
     if probe::in_parallel_mode() {
         return member_roles_in_statement(user, tenant);
     }
@@ -85,9 +85,9 @@ pub fn current_tenant() -> AuthResult<Option<Uuid>> {
     Ok(Some(tenant))
 }
 
-/// May this session use `tenant` as its current tenant? Shared by `tenant_id()` and
-/// `set_tenant()`, so both refuse the same things.
-fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
+/// May this session use `tenant` as its current tenant? Shared by `tenant_id()`, `set_tenant()`
+/// and the tenants policy (`visibility`), so all refuse the same things.
+pub(super) fn check_tenant_use(tenant: Uuid) -> AuthResult<Caller> {
     match caller_and_scope()? {
         (Caller::TrustedBackend, _) => Ok(Caller::TrustedBackend),
         (Caller::User(_), Some(scope)) if scope != tenant => {

@@ -3,11 +3,11 @@
 //! with them; with a token limited to one tenant (a tenant API key), that tenant only. Per-row
 //! functions rather than a scalar subquery in the policy, which Citus refuses on its tables.
 
-use super::context::member_roles_cached;
+use super::context::check_tenant_use;
 use crate::caller::{Caller, caller_and_scope};
 use crate::db::{from_pg, read_all_prepared, to_pg};
 use crate::privilege::as_extension_owner;
-use crate::probe::Statement;
+use crate::probe::{Statement, StatementMemo};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -18,17 +18,12 @@ use uuid::Uuid;
 /// not verify sees none (policies raise nothing).
 #[pg_extern(stable, name = "_sees_tenant")]
 fn sees_tenant(id: pgrx::Uuid) -> bool {
-    let tenant = from_pg(id);
-    match caller_and_scope() {
-        Ok((Caller::TrustedBackend, _)) => true,
-        Ok((Caller::User(user), scope)) => scope.is_none_or(|s| s == tenant) && member_roles_cached(user, tenant).is_some(),
-        Err(_) => false,
-    }
+    check_tenant_use(from_pg(id)).is_ok()
 }
 
 thread_local! {
     /// The users a caller (user, scope) sees, read once per statement (`Statement`).
-    static VISIBLE_USERS: RefCell<Option<(Statement, Uuid, Option<Uuid>, Rc<HashSet<Uuid>>)>> = const { RefCell::new(None) };
+    static VISIBLE_USERS: RefCell<StatementMemo<(Uuid, Option<Uuid>), Rc<HashSet<Uuid>>>> = const { RefCell::new(StatementMemo::new()) };
 }
 
 /// Whether the caller sees user `id`: themselves, and whoever shares a live tenant with them.
@@ -45,9 +40,7 @@ fn sees_user(id: pgrx::Uuid) -> bool {
 
 fn visible_users(user: Uuid, scope: Option<Uuid>) -> Rc<HashSet<Uuid>> {
     let statement = Statement::current();
-    if let Some(seen) = VISIBLE_USERS.with_borrow(|memo| {
-        memo.as_ref().filter(|(s, u, t, _)| *s == statement && *u == user && *t == scope).map(|m| m.3.clone())
-    }) {
+    if let Some(seen) = VISIBLE_USERS.with_borrow(|memo| memo.get(statement, &(user, scope))) {
         return seen;
     }
     let seen: Rc<HashSet<Uuid>> = as_extension_owner(|| {
@@ -64,6 +57,6 @@ fn visible_users(user: Uuid, scope: Option<Uuid>) -> Rc<HashSet<Uuid>> {
     .map(from_pg)
     .collect::<HashSet<_>>()
     .into();
-    VISIBLE_USERS.with_borrow_mut(|memo| *memo = Some((statement, user, scope, seen.clone())));
+    VISIBLE_USERS.with_borrow_mut(|memo| memo.set(statement, (user, scope), seen.clone()));
     seen
 }
