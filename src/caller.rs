@@ -5,8 +5,10 @@
 //! - a token in `nile.auth_token` makes the session that user, if it verifies; a token that does
 //!   not verify is an error (28000) for everything that acts for the caller, never trust;
 //! - with no token, the session is the trusted backend only if its role (the outer role, before
-//!   any SECURITY DEFINER switch) is a superuser or has the privileges of `nile_auth_backend`.
-//!   Every other role is an end-user role and needs a verified token (28000 without one).
+//!   any SECURITY DEFINER switch) is a superuser or has the privileges of `nile_auth_backend`,
+//!   and the connection is not one Citus opened from another node (there the role may be a
+//!   SECURITY DEFINER function's owner). Every other role is an end-user role and needs a
+//!   verified token (28000 without one).
 
 use crate::errors::{AuthError, AuthResult};
 use crate::identity::session_identity;
@@ -61,9 +63,32 @@ pub fn is_backend_role() -> bool {
         if pg_sys::superuser_arg(role) {
             return true;
         }
+        if citus_connection() {
+            return false;
+        }
         let backend = pg_sys::get_role_oid(BACKEND_ROLE.as_ptr(), true);
         backend != pg_sys::InvalidOid && pg_sys::has_privs_of_role(role, backend)
     }
+}
+
+/// Whether this backend is a connection Citus opened from another node to run part of a query.
+/// Citus connects as the current user there, and inside a SECURITY DEFINER function that is the
+/// function's owner, not the client: on such a connection a role proves nothing, and only a
+/// token makes a caller. Citus names every connection it opens `citus_internal gpid=…` (or
+/// `citus_rebalancer`, `citus_run_command`) at start-up, and does not forward a change of
+/// application_name; the name the connection started with is its reset value, which SET does not
+/// move. A client that names itself so only gives up role trust.
+fn citus_connection() -> bool {
+    if !crate::db::citus_installed() {
+        return false;
+    }
+    let name = c"application_name".as_ptr();
+    // SAFETY: reads settings by name; application_name always exists.
+    let values = unsafe { [pg_sys::GetConfigOptionResetString(name), pg_sys::GetConfigOption(name, false, false)] };
+    values.into_iter().any(|value| {
+        // SAFETY: NUL-terminated strings owned by the GUC system.
+        !value.is_null() && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes().starts_with(b"citus_")
+    })
 }
 
 /// The caller of an account-wide operation (a new tenant, account administration): 42501 for a

@@ -111,6 +111,13 @@ pub fn schema_updated() -> bool {
     UPDATED.get()
 }
 
+/// Whether Citus is installed in this database (its metadata table exists).
+pub fn citus_installed() -> bool {
+    // SAFETY: a catalog-cache lookup inside a transaction.
+    let relid = unsafe { pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), pg_sys::PG_CATALOG_NAMESPACE.into()) };
+    relid != pg_sys::InvalidOid
+}
+
 pub fn write(query: &str, args: &[DatumWithOid]) {
     Spi::run_with_args(query, args).or_raise()
 }

@@ -10,7 +10,12 @@ use std::time::Duration;
 /// Starts the library's worker `function` with `extra` (at most 127 bytes) and waits until it
 /// exits. A worker slot is retried for about a second; false when none freed up (the write was
 /// not made).
+///
+/// On Citus it does not wait: Citus serialises writes to a reference table (and to those its
+/// foreign keys join) with locks on every node, which the caller may hold from its own writes,
+/// so the worker's write can only follow the caller's transaction, which is about to fail.
 pub fn run(kind: &str, function: &str, extra: &str) -> bool {
+    let wait = !crate::db::citus_installed();
     for _ in 0..50 {
         let started = BackgroundWorkerBuilder::new(kind)
             .set_type(kind)
@@ -24,7 +29,9 @@ pub fn run(kind: &str, function: &str, extra: &str) -> bool {
             .set_notify_pid(unsafe { pg_sys::MyProcPid })
             .load_dynamic();
         if let Ok(worker) = started {
-            let _ = worker.wait_for_shutdown();
+            if wait {
+                let _ = worker.wait_for_shutdown();
+            }
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));

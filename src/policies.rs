@@ -18,7 +18,7 @@
 //! widen the isolation, is refused; and each unique key without tenant_id is reported (a 23505
 //! tells one tenant another's values exist).
 
-use crate::db::{read_all, read_one, read_row, write};
+use crate::db::{citus_installed, read_all, read_one, read_row, write};
 use crate::errors::{AuthError, OrRaise, required};
 use crate::privilege::as_extension_owner;
 use pgrx::{PgRelation, pg_sys};
@@ -108,14 +108,25 @@ fn enable_tenant_isolation(tbl: Option<PgRelation>) -> bool {
                 AuthError::InvalidParameter(format!("{name}.tenant_id must be uuid, not {}", other.unwrap_or_default())).raise()
             }
         }
-        let has_fk = read_one::<bool>(
-            "SELECT true FROM pg_constraint con JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
-              WHERE con.conrelid = $1 AND con.contype = 'f' AND array_length(con.conkey, 1) = 1
-                AND a.attname = 'tenant_id' AND con.confrelid = 'nile_auth.tenants'::regclass",
-            &[tbl.into()],
-        );
-        if has_fk != Some(true) {
-            write(&format!("ALTER TABLE {name} ADD FOREIGN KEY (tenant_id) REFERENCES nile_auth.tenants (id)"), &[]);
+        // On Citus, a foreign key from a table Citus does not know yet to the reference table
+        // nile_auth.tenants would make it a Citus local table, which its owner could then not
+        // distribute (Citus re-creates the key as the caller, and that needs REFERENCES on
+        // nile_auth.tenants, which application roles lack). Calling this again after
+        // create_distributed_table adds it.
+        if citus_table_pending(tbl) {
+            pgrx::notice!(
+                "{name} is not a Citus table yet: call enable_tenant_isolation again after create_distributed_table to add its foreign key to nile_auth.tenants"
+            );
+        } else {
+            let has_fk = read_one::<bool>(
+                "SELECT true FROM pg_constraint con JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+                  WHERE con.conrelid = $1 AND con.contype = 'f' AND array_length(con.conkey, 1) = 1
+                    AND a.attname = 'tenant_id' AND con.confrelid = 'nile_auth.tenants'::regclass",
+                &[tbl.into()],
+            );
+            if has_fk != Some(true) {
+                write(&format!("ALTER TABLE {name} ADD FOREIGN KEY (tenant_id) REFERENCES nile_auth.tenants (id)"), &[]);
+            }
         }
         // A policy of that name edited by hand is put back as documented (bind replaces it).
         bind(tbl, &name);
@@ -173,9 +184,7 @@ fn descendants(tbl: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
                      SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1
                      UNION
                      SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid)
-                 SELECT d.relid, d.relid::pg_catalog.regclass::pg_catalog.text
-                   FROM d JOIN pg_catalog.pg_class c ON c.oid = d.relid
-                  WHERE c.relkind IN ('r', 'p') ORDER BY d.relid",
+                 SELECT d.relid, d.relid::pg_catalog.regclass::pg_catalog.text FROM d ORDER BY d.relid",
                 None,
                 &[tbl.into()],
             )?
@@ -184,6 +193,79 @@ fn descendants(tbl: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
             .collect::<pgrx::spi::SpiResult<Vec<_>>>()
     })
     .or_raise()
+    .into_iter()
+    .filter(|(oid, _)| matches!(relkind(*oid), pg_sys::RELKIND_RELATION | pg_sys::RELKIND_PARTITIONED_TABLE))
+    .collect()
+}
+
+// Relations are read through the catalog caches, not SQL on pg_class: Citus filters its shards
+// out of SQL reads of pg_class (citus.show_shards_for_app_name_prefixes), and shards are tables
+// the guard keeps too.
+
+/// 0 when there is no such relation.
+fn relkind(rel: pg_sys::Oid) -> u8 {
+    // SAFETY: a catalog-cache lookup inside a transaction.
+    unsafe { pg_sys::get_rel_relkind(rel) as u8 }
+}
+
+/// Whether `rel` has row-level security enabled and forced.
+fn row_security_forced(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog-cache lookup inside a transaction; the tuple is a pg_class row, released
+    // before returning.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as _, rel.into());
+        if tuple.is_null() {
+            return false;
+        }
+        let class = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
+        let forced = (*class).relrowsecurity && (*class).relforcerowsecurity;
+        pg_sys::ReleaseSysCache(tuple);
+        forced
+    }
+}
+
+/// Whether nile_auth.tenants is a Citus table (`distribute()` ran) and `rel` is not one yet.
+fn citus_table_pending(rel: pg_sys::Oid) -> bool {
+    citus_installed()
+        && read_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'nile_auth.tenants'::pg_catalog.regclass)
+                    AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
+            &[rel.into()],
+        ) == Some(true)
+}
+
+/// Whether `rel` is a shard of a Citus table (Citus's own catalog says so).
+fn citus_shard(rel: pg_sys::Oid) -> bool {
+    citus_installed()
+        && read_one::<bool>("SELECT pg_catalog.relation_is_a_known_shard($1)", &[rel.into()]) == Some(true)
+}
+
+/// Runs `write` with citus.enable_unsafe_triggers on, where Citus is loaded: Citus refuses
+/// triggers on its tables without it, and the TRUNCATE guard is one it can allow (it only
+/// refuses). Set for this call only, as a function's SET clause would be.
+fn allowing_citus_triggers(write: impl FnOnce()) {
+    const NAME: &std::ffi::CStr = c"citus.enable_unsafe_triggers";
+    // SAFETY: reads a setting by name; NULL when Citus is not loaded.
+    if unsafe { pg_sys::GetConfigOption(NAME.as_ptr(), true, false) }.is_null() {
+        return write();
+    }
+    // SAFETY: a GUC nest level opened and closed around `write`; an error in between is undone
+    // with the (sub)transaction, which pops the level.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            NAME.as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        write();
+        pg_sys::AtEOXact_GUC(true, level);
+    }
 }
 
 fn relation_name(oid: pg_sys::Oid) -> String {
@@ -235,18 +317,14 @@ fn bind(tbl: pg_sys::Oid, name: &str) -> bool {
             &[],
         );
     }
-    guard(tbl, name);
+    guard(tbl, name, true);
     policy != Some(true)
 }
 
-/// Row-level security on and forced, and the TRUNCATE guard present and enabled: what an
-/// isolated table needs besides its policy.
-fn guard(tbl: pg_sys::Oid, name: &str) {
-    let forced = read_one::<bool>(
-        "SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1",
-        &[tbl.into()],
-    );
-    if forced != Some(true) {
+/// Row-level security on and forced, and the TRUNCATE guard enabled (and created when
+/// `create_trigger`): what an isolated table needs besides its policy.
+fn guard(tbl: pg_sys::Oid, name: &str, create_trigger: bool) {
+    if !row_security_forced(tbl) {
         write(&format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"), &[]);
     }
     let trigger = read_one::<bool>(
@@ -255,14 +333,19 @@ fn guard(tbl: pg_sys::Oid, name: &str) {
     );
     match trigger {
         Some(true) => {}
-        Some(false) => write(&format!("ALTER TABLE {name} ENABLE ALWAYS TRIGGER {TRUNCATE_GUARD}"), &[]),
-        None => write(
-            &format!(
-                "CREATE TRIGGER {TRUNCATE_GUARD} BEFORE TRUNCATE ON {name}
-                   FOR EACH STATEMENT EXECUTE FUNCTION nile_auth._refuse_truncate()"
-            ),
-            &[],
-        ),
+        Some(false) => {
+            allowing_citus_triggers(|| write(&format!("ALTER TABLE {name} ENABLE ALWAYS TRIGGER {TRUNCATE_GUARD}"), &[]))
+        }
+        None if create_trigger => allowing_citus_triggers(|| {
+            write(
+                &format!(
+                    "CREATE TRIGGER {TRUNCATE_GUARD} BEFORE TRUNCATE ON {name}
+                       FOR EACH STATEMENT EXECUTE FUNCTION nile_auth._refuse_truncate()"
+                ),
+                &[],
+            )
+        }),
+        None => {}
     }
 }
 
@@ -274,8 +357,7 @@ fn guard(tbl: pg_sys::Oid, name: &str) {
 #[pg_extern(volatile, name = "_guard_isolated_tree")]
 fn guard_isolated_tree(rel: pg_sys::Oid, created: bool) {
     as_extension_owner(|| {
-        // SAFETY: a catalog-cache lookup inside a transaction.
-        let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
+        let kind = relkind(rel);
         if (kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE) || !in_isolated_tree(rel) {
             return;
         }
@@ -284,7 +366,12 @@ fn guard_isolated_tree(rel: pg_sys::Oid, created: bool) {
         if created {
             members.insert(0, (rel, name.clone()));
         } else {
-            guard(rel, &name);
+            // Re-enables a disabled guard, but creates a missing one only on a Citus shard:
+            // dropping it is the owner's choice (docs/api.md), and when Citus re-creates a table
+            // from its definition its ALTER TABLE comes before its own CREATE TRIGGER, which must
+            // not find one. Citus gives shards the policy but not the TRUNCATE trigger, and a
+            // shard can be truncated on its node (citus.enable_manual_changes_to_shards).
+            guard(rel, &name, citus_shard(rel));
         }
         let mut newly_bound = Vec::new();
         for (member, member_name) in members {

@@ -161,7 +161,7 @@ unsafe fn local_rows_of(relid: pg_sys::Oid, name: &CStr, namespace: pg_sys::Oid)
     if relid == pg_sys::InvalidOid {
         return None;
     }
-    if unsafe { pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)) } == pg_sys::InvalidOid {
+    if !crate::db::citus_installed() {
         return Some(relid);
     }
     // Run as the extension owner: pg_catalog alone on the search path, whatever the caller's.

@@ -140,6 +140,10 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
 }
 
 fn citus_forwards_set_local() -> bool {
+    // Without Citus in this database the setting is only a placeholder a client made.
+    if !crate::db::citus_installed() {
+        return false;
+    }
     // SAFETY: reads a setting by name; NULL when Citus is not loaded.
     let value = unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
     !value.is_null() && unsafe { CStr::from_ptr(value) }.to_bytes().eq_ignore_ascii_case(b"local")

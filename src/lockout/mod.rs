@@ -117,6 +117,21 @@ pub fn require_schema() {
     }
 }
 
+/// On Citus, each node would count failures in its own shared memory, and a client reaches
+/// every node (run_command_on_workers): passwords are checked on the coordinator only (55000
+/// elsewhere), so the count is one.
+fn require_citus_coordinator() {
+    if !crate::db::citus_installed() {
+        return;
+    }
+    let group = crate::privilege::as_extension_owner(|| {
+        crate::db::read_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])
+    });
+    if group != Some(0) {
+        AuthError::ObjectNotInPrerequisiteState("on Citus, passwords are checked on the coordinator only".into()).raise();
+    }
+}
+
 fn policy() -> Policy {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -194,6 +209,7 @@ impl Account {
 /// raised; every refusal costs one argon2 verification, so timing tells them apart no better
 /// than the message does.
 pub fn check_password(account: &Account, password: &str) {
+    require_citus_coordinator();
     let refuse = |failure: Failure, count: Option<Count>| -> ! {
         if count.is_none() {
             passwords::verify_against_dummy(password);

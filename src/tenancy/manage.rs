@@ -5,7 +5,9 @@
 use super::context::{Access, access, require_current_tenant, tenant_not_found};
 use crate::audit::record;
 use crate::caller::{Caller, account_caller, caller_and_scope};
-use crate::db::{from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row_prepared, to_pg, write, write_prepared};
+use crate::db::{
+    from_pg, read_all, read_all_prepared, read_one, read_one_prepared, read_row_prepared, to_pg, write, write_prepared, write_returning,
+};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::identity::user_json;
 use crate::privilege::as_extension_owner;
@@ -124,8 +126,10 @@ pub fn end_memberships(which: Memberships) {
         Memberships::OfTenant(tenant) => ("tenant_id = $1", vec![to_pg(tenant).into()]),
         Memberships::OfUser(user) => ("user_id = $1", vec![to_pg(user).into()]),
     };
-    write(&format!("DELETE FROM nile_auth.team_members WHERE {filter}"), &args);
+    // The memberships first: that waits for any add_team_member writing one of them, so the
+    // DELETE, with a newer snapshot, sees the team membership it added.
     write(&format!("UPDATE nile_auth.tenant_users SET deleted = now(), updated = now() WHERE {filter} AND deleted IS NULL"), &args);
+    write(&format!("DELETE FROM nile_auth.team_members WHERE {filter}"), &args);
 }
 
 pub(crate) fn check_roles(roles: &[String]) -> AuthResult<()> {
@@ -163,6 +167,16 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
     let demotes_owner = live_roles.as_ref().is_some_and(|r| r.iter().any(|x| x == "owner")) && !wanted.iter().any(|x| x == "owner");
     if demotes_owner {
         refuse_if_last_owner(tenant, user);
+    }
+    // The tenant stays live until this transaction ends, as in accept_invitation: delete_tenant
+    // writes the row, so it waits, and then ends this membership with the rest.
+    let live_tenant = write_returning(
+        "SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL FOR SHARE",
+        &[to_pg(tenant).into()],
+        |row| row.get::<bool>(1),
+    );
+    if live_tenant.is_none() {
+        tenant_not_found(tenant).raise();
     }
     write_prepared(
         "INSERT INTO nile_auth.tenant_users (tenant_id, user_id, roles, metadata, origin)

@@ -81,10 +81,12 @@ fn add_team_member(team_id: Option<pgrx::Uuid>, user_id: Option<pgrx::Uuid>) -> 
     let team = from_pg(required(team_id, "team_id").or_raise());
     let user = from_pg(required(user_id, "user_id").or_raise());
     let access = manage(team);
-    // The membership stays live until this transaction ends (unlink_user writes the row, so it
-    // waits, and its trigger then removes the team membership too).
+    // Written, not only locked: an ending of the membership at the same time (unlink_user,
+    // delete_user, delete_tenant) then waits for this transaction and ends the team membership
+    // it adds, or, under REPEATABLE READ, fails with 40001 rather than leave it behind; one that
+    // came first leaves no live row here (P0002).
     let member = write_returning(
-        "SELECT true FROM nile_auth.tenant_users WHERE tenant_id = $1 AND user_id = $2 AND deleted IS NULL FOR SHARE",
+        "UPDATE nile_auth.tenant_users SET updated = updated WHERE tenant_id = $1 AND user_id = $2 AND deleted IS NULL RETURNING true",
         &[to_pg(access.tenant).into(), to_pg(user).into()],
         |row| row.get::<bool>(1),
     );

@@ -74,6 +74,39 @@ BEGIN;
 SELECT nile_auth.set_context(:'shaun', :'managed') IS NOT NULL AS context;
 EXECUTE mine(:'managed');
 COMMIT;
+-- A SECURITY DEFINER function owned by a trusted backend role: Citus runs its query on the
+-- workers as that role, but there a role is no trust (the connection is Citus's), so an end
+-- user without a token gets 28000, as on one node. The backend role itself, on the workers,
+-- needs a token too.
+\c - postgres
+CREATE ROLE clustify_reports LOGIN IN ROLE nile_auth_backend;
+GRANT USAGE ON SCHEMA nile_auth, clustify TO clustify_reports;
+GRANT SELECT ON clustify.clusters TO clustify_reports;
+CREATE SCHEMA reports AUTHORIZATION clustify_reports;
+GRANT USAGE ON SCHEMA reports TO clustify_web;
+\c - clustify_reports
+CREATE FUNCTION reports.cluster_names(t uuid) RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog AS $$ SELECT name FROM clustify.clusters WHERE tenant_id = t $$;
+GRANT EXECUTE ON FUNCTION reports.cluster_names(uuid) TO clustify_web;
+BEGIN;
+SET LOCAL nile.tenant_id = :'side';
+SELECT try(:'count_side') AS backend_role_on_workers;
+ROLLBACK;
+\c - clustify_web
+BEGIN;
+SET LOCAL nile.tenant_id = :'side';
+SELECT try(format('SELECT count(*) FROM reports.cluster_names(%L)', :'side')) AS definer_owned_by_backend_role;
+ROLLBACK;
+-- TRUNCATE skips row-level security: refused on the table's copy on each worker and on each
+-- shard (which its owner may change directly with citus.enable_manual_changes_to_shards).
+\c - postgres
+ALTER ROLE clustify_owner SET citus.enable_manual_changes_to_shards = on;
+\c - clustify_owner
+SELECT DISTINCT success, result FROM run_command_on_workers($$TRUNCATE clustify.clusters$$);
+SELECT DISTINCT success, regexp_replace(result, '_[0-9]+ ', '_<shard> ') AS result
+  FROM run_command_on_placements('clustify.clusters', $$TRUNCATE %s$$);
+\c - postgres
+ALTER ROLE clustify_owner RESET citus.enable_manual_changes_to_shards;
 -- Nothing the attacks tried was written.
 \c - postgres
 SELECT name, tenant_id = :'side' AS in_side FROM clustify.clusters ORDER BY name;

@@ -25,20 +25,39 @@ CREATE SCHEMA clustify AUTHORIZATION clustify_owner;
 GRANT USAGE ON SCHEMA clustify TO clustify_web;
 
 \c - clustify_owner
--- Distributed by tenant_id, then isolated. The column is declared as enable_tenant_isolation would
--- make it (Citus refuses to alter a distribution column), and the isolation guard's TRUNCATE
--- trigger needs citus.enable_unsafe_triggers.
+-- Either order works. clusters: distributed by tenant_id, then isolated; its column is declared
+-- as enable_tenant_isolation would make it, since Citus refuses to alter a distribution column.
 CREATE TABLE clustify.clusters (tenant_id uuid NOT NULL DEFAULT nile_auth.tenant_id(), id uuid NOT NULL DEFAULT gen_random_uuid(),
                                 name text NOT NULL, PRIMARY KEY (tenant_id, id));
 SELECT create_distributed_table('clustify.clusters', 'tenant_id');
-CREATE TABLE clustify.nodes (tenant_id uuid NOT NULL DEFAULT nile_auth.tenant_id(), id uuid NOT NULL DEFAULT gen_random_uuid(),
-                             host text, PRIMARY KEY (tenant_id, id));
-SELECT create_distributed_table('clustify.nodes', 'tenant_id', colocate_with => 'clustify.clusters');
-GRANT SELECT, INSERT, UPDATE, DELETE ON clustify.clusters, clustify.nodes TO clustify_web;
+SELECT nile_auth.enable_tenant_isolation('clustify.clusters');
+-- nodes: isolated first. Its foreign key to nile_auth.tenants waits (NOTICE) until it is a Citus
+-- table, and Citus distributes a table with a trigger (the TRUNCATE guard) only with
+-- citus.enable_unsafe_triggers; the second call adds the key.
+CREATE TABLE clustify.nodes (id uuid NOT NULL DEFAULT gen_random_uuid(), host text);
+SELECT nile_auth.enable_tenant_isolation('clustify.nodes');
+ALTER TABLE clustify.nodes ADD PRIMARY KEY (tenant_id, id);
+SELECT try($$SELECT create_distributed_table('clustify.nodes', 'tenant_id', colocate_with => 'clustify.clusters')$$) AS without_unsafe_triggers;
 SET citus.enable_unsafe_triggers = on;
-SELECT nile_auth.enable_tenant_isolation('clustify.clusters'), nile_auth.enable_tenant_isolation('clustify.nodes');
+SELECT create_distributed_table('clustify.nodes', 'tenant_id', colocate_with => 'clustify.clusters');
 RESET citus.enable_unsafe_triggers;
+SELECT nile_auth.enable_tenant_isolation('clustify.nodes');
+GRANT SELECT, INSERT, UPDATE, DELETE ON clustify.clusters, clustify.nodes TO clustify_web;
 SELECT logicalrelid, partmethod, colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'clustify.clusters'::regclass) AS colocated
   FROM pg_dist_partition WHERE logicalrelid::text LIKE 'clustify.%' ORDER BY 1;
 SELECT polrelid::regclass, polname, pg_get_expr(polqual, polrelid) AS using FROM pg_policy
  WHERE polrelid IN ('clustify.clusters'::regclass, 'clustify.nodes'::regclass) ORDER BY 1;
+SELECT conrelid::regclass, confrelid::regclass FROM pg_constraint
+ WHERE conrelid IN ('clustify.clusters'::regclass, 'clustify.nodes'::regclass) AND contype = 'f' ORDER BY 1;
+-- Every shard, on its worker, is isolated as its table is: row-level security forced, the
+-- policy, and the TRUNCATE guard (Citus copies the first two; nile_auth's event trigger adds the
+-- third, since a shard can be truncated on its node).
+SELECT s.logicalrelid, r.result AS "forced|policy|guard", count(*) AS shards
+  FROM pg_dist_shard s,
+       LATERAL (SELECT result FROM run_command_on_placements(s.logicalrelid,
+                  $$SELECT format('%%s|%%s|%%s', c.relrowsecurity AND c.relforcerowsecurity,
+                                  (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation'),
+                                  (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenant_isolation_truncate' AND t.tgenabled <> 'D'))
+                      FROM pg_class c WHERE c.oid = '%s'::regclass$$) p WHERE p.shardid = s.shardid) r
+ WHERE s.logicalrelid IN ('clustify.clusters'::regclass, 'clustify.nodes'::regclass)
+ GROUP BY 1, 2 ORDER BY 1, 2;
