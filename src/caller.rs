@@ -77,10 +77,17 @@ pub fn is_backend_role() -> bool {
 /// token makes a caller. Citus names every connection it opens `citus_internal gpid=…` (or
 /// `citus_rebalancer`, `citus_run_command`) at start-up, and does not forward a change of
 /// application_name; the name the connection started with is its reset value, which SET does not
-/// move. A client that names itself so only gives up role trust.
-fn citus_connection() -> bool {
+/// move. A client that names itself so only gives up role trust. A parallel worker has its
+/// leader's current settings but not the ones it started with, and code a query runs can change
+/// the current name (a hook in a type the query names, through a forwarded search_path): there
+/// it cannot be told, so on a Citus node no parallel worker takes a role as trust.
+pub(crate) fn citus_connection() -> bool {
     if !crate::db::citus_installed() {
         return false;
+    }
+    // SAFETY: a process-local variable, -1 outside parallel workers.
+    if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+        return true;
     }
     let name = c"application_name".as_ptr();
     // SAFETY: reads settings by name; application_name always exists.

@@ -366,12 +366,12 @@ fn guard_isolated_tree(rel: pg_sys::Oid, created: bool) {
         if created {
             members.insert(0, (rel, name.clone()));
         } else {
-            // Re-enables a disabled guard, but creates a missing one only on a Citus shard:
-            // dropping it is the owner's choice (docs/api.md), and when Citus re-creates a table
-            // from its definition its ALTER TABLE comes before its own CREATE TRIGGER, which must
-            // not find one. Citus gives shards the policy but not the TRUNCATE trigger, and a
-            // shard can be truncated on its node (citus.enable_manual_changes_to_shards).
-            guard(rel, &name, citus_shard(rel));
+            // A missing guard is created too (a table joining with ALTER TABLE … INHERIT), but
+            // not on a connection Citus opened to re-create a table from its definition: its
+            // ALTER TABLE comes before its own CREATE TRIGGER, which must not find one. Shards
+            // are the exception: Citus copies the policy to them but not the TRUNCATE trigger,
+            // and a shard can be truncated on its node (citus.enable_manual_changes_to_shards).
+            guard(rel, &name, !crate::caller::citus_connection() || citus_shard(rel));
         }
         let mut newly_bound = Vec::new();
         for (member, member_name) in members {

@@ -97,6 +97,14 @@ BEGIN;
 SET LOCAL nile.tenant_id = :'side';
 SELECT try(format('SELECT count(*) FROM reports.cluster_names(%L)', :'side')) AS definer_owned_by_backend_role;
 ROLLBACK;
+-- A parallel worker cannot tell whose connection it serves (code in a query can rename the
+-- connection, and a worker does not inherit its leader's start-up name): on a Citus node, no
+-- parallel worker takes a role as trust, the coordinator included.
+\c - clustify_reports
+SELECT nile_auth.is_trusted_backend() AS backend_in_leader;
+SET force_parallel_mode = on;
+SELECT nile_auth.is_trusted_backend() AS backend_in_parallel_worker;
+RESET force_parallel_mode;
 -- TRUNCATE skips row-level security: refused on the table's copy on each worker and on each
 -- shard (which its owner may change directly with citus.enable_manual_changes_to_shards).
 \c - postgres

@@ -102,6 +102,13 @@ SELECT c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
        EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation') AS policy,
        EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenant_isolation_truncate') AS truncate_guard
   FROM pg_class c WHERE c.oid = 'holes.notes_old'::regclass;
+-- One that joins later with ALTER TABLE … INHERIT gets forced row-level security and the
+-- TRUNCATE guard.
+CREATE TABLE holes.notes_older (LIKE holes.notes INCLUDING DEFAULTS, archived date);
+ALTER TABLE holes.notes_older INHERIT holes.notes;
+SELECT c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+       EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenant_isolation_truncate') AS truncate_guard
+  FROM pg_class c WHERE c.oid = 'holes.notes_older'::regclass;
 -- After enable, a new permissive policy is refused too; a restrictive one is fine.
 SELECT test_util.try($$CREATE POLICY backdoor ON holes.notes USING (true)$$) AS add_permissive_policy;
 SELECT test_util.try($$CREATE POLICY backdoor ON holes.events_2 FOR SELECT USING (true)$$) AS add_permissive_policy_on_partition;
