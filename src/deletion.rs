@@ -6,7 +6,7 @@ use crate::audit::record;
 use crate::caller::{Caller, account_caller};
 use crate::db::{from_pg, read_all, to_pg, write, write_returning};
 use crate::errors::{AuthError, OrRaise};
-use crate::tenancy::manage::{Memberships, end_memberships, last_owner, others_staying};
+use crate::tenancy::manage::{Memberships, end_memberships, end_tenant, last_owner, others_staying};
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -44,8 +44,7 @@ fn delete_user(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     {
         match others_staying(tenant, user) {
             (0, _) => {
-                write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1 AND deleted IS NULL", &[to_pg(tenant).into()]);
-                end_memberships(Memberships::OfTenant(tenant));
+                end_tenant(tenant);
                 record("tenant.deleted", actor, Some(tenant), Some(&tenant.to_string()), json!({"lastMemberDeleted": true}));
             }
             (_, 0) => last_owner(tenant, user).raise(),

@@ -4,7 +4,7 @@
 //! 'accepted_invitation'), and holding the token proves the address.
 
 use super::context::access;
-use super::manage::{check_roles, membership_json, tenant_or_current};
+use super::manage::{check_roles, hold_live_tenant, membership_json, tenant_or_current};
 use crate::audit::record;
 use crate::db::{from_pg, read_all, read_one, to_pg, write, write_returning};
 use crate::errors::{AuthError, OrRaise, required};
@@ -165,14 +165,7 @@ pub fn accept(token: &str, user: Uuid, email: &str) -> Uuid {
         AuthError::InvalidToken.raise()
     };
     let (id, tenant) = (from_pg(id), from_pg(tenant));
-    // The tenant stays live until this transaction ends: delete_tenant (and delete_user of a
-    // sole owner) write the row, so they wait, and then end this membership with the rest.
-    let live_tenant = write_returning(
-        "SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL FOR SHARE",
-        &[to_pg(tenant).into()],
-        |row| row.get::<bool>(1),
-    );
-    if live_tenant.is_none() {
+    if !hold_live_tenant(tenant) {
         AuthError::InvalidToken.raise();
     }
     if !same_address {

@@ -103,10 +103,28 @@ fn rename_tenant(tenant_id: Option<pgrx::Uuid>, name: Option<&str>) -> JsonB {
 fn delete_tenant(tenant_id: Option<pgrx::Uuid>) -> bool {
     let tenant = from_pg(required(tenant_id, "tenant_id").or_raise());
     let access = access(tenant).require_admin();
-    write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1", &[to_pg(tenant).into()]);
-    end_memberships(Memberships::OfTenant(tenant));
+    end_tenant(tenant);
     record("tenant.deleted", access.caller.user(), Some(tenant), Some(&tenant.to_string()), json!({}));
     true
+}
+
+/// Soft-deletes `tenant` and ends its memberships: how every tenant ends (delete_tenant, and
+/// delete_user for a tenant it leaves with no other member).
+pub fn end_tenant(tenant: Uuid) {
+    write("UPDATE nile_auth.tenants SET deleted = now(), updated = now() WHERE id = $1 AND deleted IS NULL", &[to_pg(tenant).into()]);
+    end_memberships(Memberships::OfTenant(tenant));
+}
+
+/// Keeps `tenant` live until this transaction ends, for a caller about to add a membership:
+/// `end_tenant` writes the row, so it waits, and then ends that membership with the rest. False
+/// when the tenant is deleted.
+pub(crate) fn hold_live_tenant(tenant: Uuid) -> bool {
+    write_returning(
+        "SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL FOR SHARE",
+        &[to_pg(tenant).into()],
+        |row| row.get::<bool>(1),
+    )
+    .is_some()
 }
 
 /// Whose live memberships `end_memberships` ends.
@@ -168,14 +186,7 @@ fn put_member(access: Access, user: Uuid, roles: Option<Vec<String>>, metadata: 
     if demotes_owner {
         refuse_if_last_owner(tenant, user);
     }
-    // The tenant stays live until this transaction ends, as in accept_invitation: delete_tenant
-    // writes the row, so it waits, and then ends this membership with the rest.
-    let live_tenant = write_returning(
-        "SELECT true FROM nile_auth.tenants WHERE id = $1 AND deleted IS NULL FOR SHARE",
-        &[to_pg(tenant).into()],
-        |row| row.get::<bool>(1),
-    );
-    if live_tenant.is_none() {
+    if !hold_live_tenant(tenant) {
         tenant_not_found(tenant).raise();
     }
     write_prepared(
