@@ -57,6 +57,16 @@ pub fn retired_grace_end(retired: i64) -> u64 {
     seconds.max(0) as u64 + RETIRE_GRACE_SECONDS
 }
 
+/// For a row of `probe::SIGNING_KEYS`: `Some` if the key still verifies (current, or retired),
+/// with when a retired key's grace ends (`retired_grace_end`).
+pub fn verifies(row: &crate::probe::Row) -> Option<Option<u64>> {
+    let state = row.get::<String>(1)?;
+    if state != "current" && state != "retired" {
+        return None;
+    }
+    Some((state == "retired").then(|| row.get::<i64>(4)).flatten().map(retired_grace_end))
+}
+
 fn parse_alg(alg: &str) -> Alg {
     Alg::parse(alg).unwrap_or_else(|| {
         AuthError::InvalidParameter(format!("unknown signing algorithm \"{alg}\": use ES256, EdDSA or HS256")).raise()

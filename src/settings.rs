@@ -21,6 +21,7 @@ pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(7 * 24
 /// 0.2 kB each. The defaults hold about 3.6 MB and 3.3 MB.
 pub static TOKEN_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(12_288);
 pub static MEMBERSHIP_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16_384);
+static FORWARDED_IDENTITY_VALUE: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 pub static TOKEN_ROLE_CLAIM: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// Where a verified token is kept for the session or transaction (Nile's name).
@@ -106,6 +107,20 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY: the hooks guard themselves against panics (pg_guard).
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            crate::identity::forwarded::FORWARDED_IDENTITY,
+            c"Set by nile_auth on Citus: the caller's identity for one distributed transaction, forwarded to the workers in place of the token.",
+            c"Verifies only inside the distributed transaction it was made for; not a token.",
+            &FORWARDED_IDENTITY_VALUE,
+            GucContext::Userset,
+            GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
+            Some(crate::identity::forwarded::only_ours),
+            Some(crate::identity::forwarded::mask_in_activity),
+            None,
+        );
+    }
     // Unknown nile_auth.* names are typos; reject them instead of keeping silent placeholders.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"nile_auth".as_ptr()) };
 }
@@ -122,6 +137,11 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
         crate::errors::OrRaise::or_raise(pgrx::Spi::run(&format!("SET LOCAL {} = E'{literal}'", name.to_string_lossy())));
         return;
     }
+    set_here(name, value, is_local);
+}
+
+/// `set_session_setting` on this node only, never forwarded.
+pub fn set_here(name: &CStr, value: &str, is_local: bool) {
     let Ok(value) = std::ffi::CString::new(value) else { return };
     let action = if is_local { pg_sys::GucAction::GUC_ACTION_LOCAL } else { pg_sys::GucAction::GUC_ACTION_SET };
     // SAFETY: both strings outlive the call, which copies them.
@@ -139,7 +159,7 @@ pub fn set_session_setting(name: &CStr, value: &str, is_local: bool) {
     }
 }
 
-fn citus_forwards_set_local() -> bool {
+pub fn citus_forwards_set_local() -> bool {
     // Without Citus in this database the setting is only a placeholder a client made.
     if !crate::db::citus_installed() {
         return false;

@@ -2,17 +2,20 @@
 //! session's, kept in the setting `nile.auth_token`. Identity is always derived from the token; nothing a client
 //! types into a setting is believed without verification.
 //!
-//! Verification and its per-backend caches are in `verify`.
+//! Verification and its per-backend caches are in `verify`; what reaches Citus workers in place
+//! of the token, in `forwarded`.
 
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting_strict};
+use forwarded::FORWARDED_IDENTITY;
 use crate::tokens::{self, Verified};
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use std::cell::RefCell;
 use uuid::Uuid;
 
+pub mod forwarded;
 mod verify;
 pub use verify::verify_token;
 
@@ -51,14 +54,33 @@ pub fn current_identity() -> Option<Verified> {
     session_identity().ok().flatten()
 }
 
-/// The token in `nile.auth_token`: `Ok(None)` when there is none, its claims when it verifies,
-/// and 28000 when one is present but does not verify (never the same as no token; an empty
-/// value set on purpose is present).
+/// The token in `nile.auth_token` (or, without one, the identity forwarded to a Citus worker):
+/// `Ok(None)` when there is none, its claims when it verifies, and 28000 when one is present
+/// but does not verify (never the same as no token; an empty value set on purpose is present).
 pub fn session_identity() -> AuthResult<Option<Verified>> {
     if in_maintenance() {
         return Ok(None);
     }
-    with_session_setting_strict(AUTH_TOKEN, |token| token.map(|t| verify_token(t).ok_or(AuthError::InvalidToken)).transpose())
+    let checked = |verified: Option<Verified>| verified.ok_or(AuthError::InvalidToken);
+    match with_session_setting_strict(AUTH_TOKEN, |token| token.map(|t| checked(verify_token(t)))) {
+        Some(token) => token.map(Some),
+        None => with_session_setting_strict(FORWARDED_IDENTITY, |f| f.map(|f| checked(verify::verify_forwarded(f))).transpose()),
+    }
+}
+
+/// Makes `token` the identity of the session or, with
+/// `is_local`, of the transaction. Where Citus forwards a transaction's settings to the workers,
+/// the token is set on this node only, and the workers get a forwarded identity instead
+/// (`forwarded`); one that cannot be made is forwarded empty, which verifies nothing there.
+pub fn set_token(token: &str, is_local: bool) {
+    if !(is_local && crate::settings::citus_forwards_set_local()) {
+        set_session_setting(AUTH_TOKEN, token, is_local);
+        return;
+    }
+    crate::settings::set_here(AUTH_TOKEN, token, true);
+    // Only a token that verifies here is vouched for to the workers.
+    let forwarded = verify_token(token).and_then(|_| forwarded::forward(token)).unwrap_or_default();
+    forwarded::ours(|| set_session_setting(FORWARDED_IDENTITY, &forwarded, true));
 }
 
 /// The verified user of this session or transaction, or `None`.
@@ -95,7 +117,7 @@ fn authenticate(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> p
     let jwt = required(jwt, "jwt").or_raise();
     let is_local = required(is_local, "is_local").or_raise();
     let verified = verify_token(jwt).ok_or(AuthError::InvalidToken).or_raise();
-    set_session_setting(AUTH_TOKEN, jwt, is_local);
+    set_token(jwt, is_local);
     to_pg(verified.user_id)
 }
 
@@ -107,7 +129,9 @@ fn claims_sql() -> Option<JsonB> {
     if current_identity().is_none() {
         return None;
     }
-    with_session_setting_strict(AUTH_TOKEN, |token| token.and_then(tokens::payload)).map(JsonB)
+    with_session_setting_strict(AUTH_TOKEN, |token| token.and_then(tokens::payload))
+        .or_else(|| with_session_setting_strict(FORWARDED_IDENTITY, |f| f.and_then(tokens::payload)))
+        .map(JsonB)
 }
 
 /// The verified identity, or NULL. Not SECURITY DEFINER on purpose: see `privilege`.

@@ -17,7 +17,12 @@
 //! check. Misses read one row by key (`probe`), never SPI.
 //! Nothing read through a transaction snapshot (REPEATABLE READ, SERIALIZABLE) is kept: the
 //! same rule as memberships (`tenancy::context`).
+//!
+//! An identity forwarded to a Citus worker (`forwarded`) is checked the same way, with its
+//! transaction's key in place of the signing key; only the last one is kept, with its
+//! transaction (each transaction has its own).
 
+use super::forwarded::{self, Binding};
 use crate::cache::EpochCache;
 use crate::probe::{self, Caching, SESSIONS as SESSIONS_TABLE, SIGNING_KEYS, StatementMemo, USERS as USERS_TABLE};
 use crate::tokens::{self, LEEWAY_SECONDS, Verified, VerifyingKey};
@@ -96,6 +101,12 @@ thread_local! {
 /// TRANSACTION SNAPSHOT); no newer one may be taken in parallel mode. So there nothing is
 /// verified: 55000, fail closed.
 fn verify_in_statement(token: &str) -> Option<Verified> {
+    in_statement(token, |now| verify_parts(token, now, Caching::Off))
+}
+
+/// `verify_in_statement` for any credential: `verify` runs once per statement and text (which
+/// names the kind of credential where it is not a token).
+fn in_statement(text: &str, verify: impl FnOnce(u64) -> Option<(Verified, bool)>) -> Option<Verified> {
     if probe::uses_transaction_snapshot() {
         crate::errors::AuthError::ObjectNotInPrerequisiteState(
             "a parallel plan cannot verify a token under REPEATABLE READ or SERIALIZABLE: use READ COMMITTED, or SET max_parallel_workers_per_gather = 0"
@@ -105,12 +116,52 @@ fn verify_in_statement(token: &str) -> Option<Verified> {
     }
     let statement = probe::Statement::current();
     let now = now_seconds();
-    if let Some(answer) = IN_STATEMENT.with_borrow(|m| m.get(statement, token)) {
+    if let Some(answer) = IN_STATEMENT.with_borrow(|m| m.get(statement, text)) {
         return answer.filter(|v| v.expires_at + LEEWAY_SECONDS >= now);
     }
-    let answer = verify_parts(token, now, Caching::Off).map(|(v, _)| v);
-    IN_STATEMENT.with_borrow_mut(|m| m.set(statement, token.to_owned(), answer));
+    let answer = verify(now).map(|(v, _)| v);
+    IN_STATEMENT.with_borrow_mut(|m| m.set(statement, text.to_owned(), answer));
     answer
+}
+
+thread_local! {
+    /// The last forwarded identity verified, with its transaction and epochs (as `LAST`).
+    static LAST_FORWARDED: RefCell<([u64; 3], Binding, String, Option<Verified>)> =
+        const { RefCell::new(([0; 3], [0; 20], String::new(), None)) };
+}
+
+/// What a forwarded identity (`forwarded`) says, if it was made for this backend's distributed
+/// transaction and its token would verify now: the same checks of claims, key, user and
+/// session, with the derived key in place of the signing key.
+pub fn verify_forwarded(text: &str) -> Option<Verified> {
+    let binding = forwarded::received_binding()?;
+    let parts = |now, caching| {
+        let verified = tokens::verify(text, &super::audience(), now, |kid| forwarded::key(kid, &binding))?;
+        live(verified, caching).map(|kept| (verified, kept))
+    };
+    if probe::in_parallel_mode() {
+        // The binding is the leader's, and fixed for the statement.
+        return in_statement(&format!("forwarded {text}"), |now| parts(now, Caching::Off));
+    }
+    let at = epochs();
+    let now = now_seconds();
+    let last = LAST_FORWARDED.with_borrow(|(seen, bound, t, v)| {
+        v.filter(|v| *seen == at && *bound == binding && t == text && v.expires_at + LEEWAY_SECONDS >= now)
+    });
+    if last.is_some() {
+        return last;
+    }
+    let (verified, kept) = parts(now, Caching::now())?;
+    if kept && epochs() == at {
+        LAST_FORWARDED.with_borrow_mut(|(seen, bound, t, v)| {
+            *seen = at;
+            *bound = binding;
+            t.clear();
+            t.push_str(text);
+            *v = Some(verified);
+        });
+    }
+    Some(verified)
 }
 
 /// A token's entry in `TOKENS`: its claims, and the epochs of users and sessions at which its
@@ -137,11 +188,22 @@ fn verify_parts(token: &str, now: u64, caching: Caching) -> Option<(Verified, bo
     if kept && signed.confirmed == Some(live_at) {
         return Some((verified, true));
     }
-    let (valid_after_ms, user_kept) = valid_after(verified.user_id, caching)?;
+    kept &= live(verified, caching)?;
+    // Both answers came from caches kept at these epochs (or were just kept there).
+    if kept && caching == Caching::ReadAndKeep && [probe::epoch(&USERS_TABLE), probe::epoch(&SESSIONS_TABLE)] == live_at {
+        let confirmed = Signed { verified, confirmed: Some(live_at) };
+        TOKENS.with_borrow_mut(|c| c.insert(keys_epoch, digest, confirmed, capacity()));
+    }
+    Some((verified, kept))
+}
+
+/// Whether the token's user is live and has not revoked tokens issued before it, and its
+/// session has not ended: `Some(kept)` if so, with whether both answers are kept.
+fn live(verified: Verified, caching: Caching) -> Option<bool> {
+    let (valid_after_ms, mut kept) = valid_after(verified.user_id, caching)?;
     if (verified.issued_at_ms as i64) < valid_after_ms {
         return None;
     }
-    kept &= user_kept;
     if let Some(session) = verified.session {
         let (user, session_kept) = session_user(session, caching)?;
         if user != verified.user_id {
@@ -149,12 +211,7 @@ fn verify_parts(token: &str, now: u64, caching: Caching) -> Option<(Verified, bo
         }
         kept &= session_kept;
     }
-    // Both answers came from caches kept at these epochs (or were just kept there).
-    if kept && caching == Caching::ReadAndKeep && [probe::epoch(&USERS_TABLE), probe::epoch(&SESSIONS_TABLE)] == live_at {
-        let confirmed = Signed { verified, confirmed: Some(live_at) };
-        TOKENS.with_borrow_mut(|c| c.insert(keys_epoch, digest, confirmed, capacity()));
-    }
-    Some((verified, kept))
+    Some(kept)
 }
 
 /// The claims of a token whose signature and claims check out, from `TOKENS` or checked now;
@@ -195,13 +252,9 @@ fn verifying_key(kid: &str, epoch: u64, caching: Caching) -> Option<(VerifyingKe
     }
     let kid_datum = kid.into_datum()?;
     let read = probe::probe(&SIGNING_KEYS, &[kid_datum], |row| {
-        let state = row.get::<String>(1)?;
-        if state != "current" && state != "retired" {
-            return None;
-        }
+        let retired_at = crate::keys::verifies(row)?;
         let alg = tokens::Alg::parse(&row.get::<String>(0)?)?;
         let material = row.get::<Vec<u8>>(2).or_else(|| row.get::<Vec<u8>>(3))?;
-        let retired_at = (state == "retired").then(|| row.get::<i64>(4)).flatten().map(crate::keys::retired_grace_end);
         Some(VerifyingKey { alg, material, retired_at })
     });
     let (key, cacheable) = match read {

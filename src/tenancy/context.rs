@@ -7,7 +7,7 @@ use crate::caller::{Caller, caller, caller_and_scope};
 use crate::db::{from_pg, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::privilege::as_extension_owner;
-use crate::settings::{AUTH_TOKEN, TENANT_ID, set_session_setting, with_session_setting};
+use crate::settings::{TENANT_ID, set_session_setting, with_session_setting};
 use crate::cache::EpochCache;
 use crate::probe::{self, Caching, StatementMemo, TENANT_USERS};
 use pgrx::datum::IntoDatum;
@@ -187,7 +187,7 @@ fn set_tenant(tenant_id: Option<pgrx::Uuid>, is_local: default!(Option<bool>, fa
 #[pg_extern(volatile)]
 fn set_context(token: Option<&str>, tenant_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::Uuid {
     let token = required(token, "token").or_raise();
-    set_session_setting(AUTH_TOKEN, token, true);
+    crate::identity::set_token(token, true);
     // Set first, then checked through the same path every later statement takes (an empty
     // token set this way is a token that does not verify): an error aborts the transaction,
     // which undoes the settings.

@@ -36,7 +36,7 @@ SQL
 
 status=0
 "$PG_REGRESS" --bindir="$PG_BIN" --host="${DIR}0" --port="$PORT" --user=postgres --use-existing --dbname=postgres \
-  --inputdir=tests/citus --outputdir="$OUT" setup story hostile accounts >"$OUT/regress.log" 2>&1
+  --inputdir=tests/citus --outputdir="$OUT" setup story hostile accounts forwarding >"$OUT/regress.log" 2>&1
 while read -r line; do
   name=$(sed -E 's/^test ([a-z_]+) .*/\1/' <<<"$line")
   if grep -qE '\.\.\. ok' <<<"$line"; then echo "ok      citus: $name"; else echo "FAILED  citus: $name"; status=1; fi

@@ -96,3 +96,14 @@ RESET nile.tenant_id;
 SELECT test_util.try(format('INSERT INTO clustify.clusters (name, tenant_id) VALUES (%L, %L)', 'job', :'side')) AS backend_insert_without_tenant;
 \c - postgres
 REVOKE nile_auth_backend FROM clustify_owner;
+-- The identity nile_auth forwards to Citus workers in place of the token is nile_auth's to set:
+-- a client's is refused (42501). On a connection named as Citus names its own, it is taken, and
+-- without Citus it proves nothing (28000).
+\c - clustify_web
+SELECT test_util.try($$SET nile_auth.forwarded_identity = 'a.b.c'$$) AS forwarded_by_hand;
+SELECT test_util.try($$SELECT set_config('nile_auth.forwarded_identity', 'a.b.c', false)$$) AS forwarded_through_set_config;
+SELECT 'application_name=''citus_internal gpid=10000000001''' AS citus_name \gset
+\c -reuse-previous=on :citus_name
+SET nile_auth.forwarded_identity = 'a.b.c';
+SET nile.tenant_id = :'side';
+SELECT test_util.try('SELECT count(*) FROM clustify.clusters') AS forwarded_without_citus;
