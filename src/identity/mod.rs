@@ -8,8 +8,8 @@
 use crate::db::{read_one, read_one_prepared, to_pg};
 use crate::errors::{AuthError, AuthResult, OrRaise, required};
 use crate::settings::{AUTH_TOKEN, set_session_setting, with_session_setting_strict};
-use forwarded::FORWARDED_IDENTITY;
 use crate::tokens::{self, Verified};
+use forwarded::FORWARDED_IDENTITY;
 use pgrx::prelude::*;
 use pgrx::{JsonB, pg_sys};
 use std::cell::RefCell;
@@ -68,10 +68,10 @@ pub fn session_identity() -> AuthResult<Option<Verified>> {
     }
 }
 
-/// Makes `token` the identity of the session or, with
-/// `is_local`, of the transaction. Where Citus forwards a transaction's settings to the workers,
-/// the token is set on this node only, and the workers get a forwarded identity instead
-/// (`forwarded`); one that cannot be made is forwarded empty, which verifies nothing there.
+/// Makes `token` the identity of the session or, with `is_local`, of the transaction. Where
+/// Citus forwards a transaction's settings to the workers, the token is set on this node only,
+/// and the workers get a forwarded identity instead (`forwarded`); one that cannot be made is
+/// forwarded empty, which verifies nothing there.
 pub fn set_token(token: &str, is_local: bool) {
     if !(is_local && crate::settings::citus_forwards_set_local()) {
         set_session_setting(AUTH_TOKEN, token, is_local);
