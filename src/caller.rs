@@ -89,13 +89,7 @@ pub(crate) fn citus_connection() -> bool {
     if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
         return true;
     }
-    let name = c"application_name".as_ptr();
-    // SAFETY: reads settings by name; application_name always exists.
-    let values = unsafe { [pg_sys::GetConfigOptionResetString(name), pg_sys::GetConfigOption(name, false, false)] };
-    values.into_iter().any(|value| {
-        // SAFETY: NUL-terminated strings owned by the GUC system.
-        !value.is_null() && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes().starts_with(b"citus_")
-    })
+    crate::settings::application_name_starts_with(b"citus_", true)
 }
 
 /// The caller of an account-wide operation (a new tenant, account administration): 42501 for a

@@ -169,6 +169,19 @@ pub fn citus_forwards_set_local() -> bool {
     !value.is_null() && unsafe { CStr::from_ptr(value) }.to_bytes().eq_ignore_ascii_case(b"local")
 }
 
+/// Whether this connection's application_name starts with `prefix`: the name it started with
+/// (its reset value, which SET cannot move), or with `or_now`, the current one too. Citus names
+/// the connections it opens from another node so (`caller`, `identity::forwarded`).
+pub fn application_name_starts_with(prefix: &[u8], or_now: bool) -> bool {
+    let name = c"application_name".as_ptr();
+    // SAFETY: reads settings by name; application_name always exists, and its values are
+    // NUL-terminated strings owned by the GUC system.
+    unsafe {
+        let starts = |value: *const std::ffi::c_char| !value.is_null() && CStr::from_ptr(value).to_bytes().starts_with(prefix);
+        starts(pg_sys::GetConfigOptionResetString(name)) || (or_now && starts(pg_sys::GetConfigOption(name, false, false)))
+    }
+}
+
 /// Like `with_session_setting`, but '' reads as `Some("")` when someone set it on purpose (SET,
 /// set_config, a startup option, a role or database default): only a setting that is unset, or
 /// back at its default after RESET or the end of a SET LOCAL, is absent. For the token, where

@@ -95,11 +95,28 @@ fn transaction() -> Option<(Binding, bool)> {
     Some((bytes, transaction_originator))
 }
 
+thread_local! {
+    /// The transaction id found in this local transaction, by its local id: once Citus has
+    /// assigned one it stays until the transaction ends, and policies ask for it on every row.
+    static RECEIVED: Cell<(pg_sys::LocalTransactionId, Option<(Binding, bool)>)> = const { Cell::new((0, None)) };
+}
+
 /// The distributed transaction a forwarded identity received here must have been made for. None
 /// where this backend started the transaction: the node that forwards has the token itself, so
 /// a RESET of the token there drops the identity as on one node.
 pub fn received_binding() -> Option<Binding> {
-    transaction().filter(|(_, originator)| !originator).map(|(binding, _)| binding)
+    // SAFETY: MyProc is this backend's own entry, set for any backend that runs SQL.
+    let local = unsafe { (*pg_sys::MyProc).lxid };
+    let found = match RECEIVED.get() {
+        (seen, Some(found)) if seen == local => Some(found),
+        _ => {
+            // Not kept while there is none yet: Citus assigns it after the SETs it forwards.
+            let found = transaction();
+            RECEIVED.set((local, found));
+            found
+        }
+    };
+    found.filter(|(_, originator)| !originator).map(|(binding, _)| binding)
 }
 
 /// The key that signs forwarded identities of tokens from signing key `kid` in `binding`'s
@@ -160,6 +177,7 @@ pub unsafe extern "C-unwind" fn only_ours(value: *mut *mut c_char, _extra: *mut 
     // SAFETY: the GUC system passes a valid pointer to a NUL-terminated string or NULL;
     // ParallelWorkerNumber is a process-local variable.
     let empty = unsafe { (*value).is_null() || **value == 0 };
+    let started_by_citus = || crate::settings::application_name_starts_with(b"citus_internal gpid=", false);
     if empty || OURS.get() || unsafe { pg_sys::ParallelWorkerNumber } >= 0 || started_by_citus() {
         return true;
     }
@@ -171,13 +189,6 @@ pub unsafe extern "C-unwind" fn only_ours(value: *mut *mut c_char, _extra: *mut 
         pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c"It carries the caller's identity to the Citus workers.".as_ptr());
     }
     false
-}
-
-/// Whether this connection was opened by Citus from another node to run part of a query.
-fn started_by_citus() -> bool {
-    // SAFETY: application_name always exists; its reset value is the start-up one.
-    let name = unsafe { pg_sys::GetConfigOptionResetString(c"application_name".as_ptr()) };
-    !name.is_null() && unsafe { CStr::from_ptr(name) }.to_bytes().starts_with(b"citus_internal gpid=")
 }
 
 /// The setting's assign hook. A worker receives the credential inside the text of a statement

@@ -10,7 +10,6 @@ DB=nile_last_owner
 
 app_db $DB last_owner_web
 web() { "$BIN/psql" -X -q -A -t -d $DB -U last_owner_web -v VERBOSITY=sqlstate "$@"; }
-state() { grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}' | head -1; }
 
 race() { # isolation level; prints the second owner's SQLSTATE, then the owners left
   local level=$1 tag=${1// /-} tenant ann bob ann_id bob_id

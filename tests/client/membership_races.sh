@@ -12,7 +12,6 @@ DB=nile_membership_races
 
 app_db $DB membership_races_web
 web() { "$BIN/psql" -X -q -A -t -d $DB -U membership_races_web -v VERBOSITY=sqlstate "$@"; }
-state() { grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}' | head -1; }
 outcome() { local s; s=$(state || true); echo "${s:-none}"; } # the first SQLSTATE, or "none"
 login() { q -d $DB -c "SELECT nile_auth.login('$1', '$2')->'token'->>'jwt'"; }
 uid() { q -d $DB -c "SELECT id FROM nile_auth.users WHERE email = '$1'"; }

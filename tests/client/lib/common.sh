@@ -5,6 +5,7 @@ q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 check() { # name expected actual
   if [ "$2" = "$3" ]; then echo "ok: $1"; else echo "FAIL: $1: expected [$2], got [$3]"; exit 1; fi
 }
+state() { grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}' | head -1; } # the first SQLSTATE psql -v VERBOSITY=sqlstate printed
 fresh_db() { # name: an empty database, dropped first if an earlier run left it
   "$BIN/dropdb" --if-exists "$1"
   "$BIN/createdb" "$1"
